@@ -1,0 +1,29 @@
+"""charrnn: character-level RNN, GRU and LSTM language models on the CPU.
+
+The library API does everything the CLI does::
+
+    import charrnn
+    result = charrnn.train("input.txt", charrnn.TrainConfig(max_steps=500))
+    model = charrnn.load(result.run_dir)
+    print(model.sample(200, temperature=0.8, prime="ROMEO:"))
+    print(charrnn.evaluate(model, open("other.txt").read()).bits_per_char)
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from .api import load, resolve_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import Vocab, one_hot, read_text
+from .errors import CharrnnError
+from .evaluate import EvalResult, evaluate
+from .model import Model
+from .sample import sample, sample_chunks
+from .train import TrainResult, train
+
+try:
+    __version__ = version("charrnn")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+src"
+
+__all__ = ["CharrnnError", "EvalResult", "Model", "ModelConfig", "TrainConfig", "TrainResult",
+           "Vocab", "evaluate", "load", "one_hot", "read_text", "resolve_checkpoint", "sample",
+           "sample_chunks", "train", "__version__"]

@@ -1,0 +1,61 @@
+"""Loading checkpoints as ready-to-use models, and resolving where a checkpoint is."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .config import ModelConfig, from_dict
+from .data import Vocab
+from .errors import CharrnnError
+from .model import Model
+
+
+def resolve_checkpoint(path=None, runs_root="checkpoints") -> Path:
+    """The checkpoint file meant by `path`.
+
+    A file is itself; a run directory means its best.npz (or last.npz if no best yet); None means
+    the most recently written checkpoint under `runs_root`.
+    """
+    if path is None:
+        found = sorted(Path(runs_root).glob("*/*.npz"), key=os.path.getmtime) if Path(runs_root).is_dir() else []
+        if not found:
+            raise CharrnnError(f"no checkpoint given and none found under {runs_root}/; "
+                               "train one with `charrnn train` or pass a checkpoint path")
+        return _prefer_best(found[-1].parent)
+    path = Path(path)
+    if path.is_dir():
+        return _prefer_best(path)
+    if not path.exists():
+        raise CharrnnError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+def _prefer_best(run_dir: Path) -> Path:
+    for name in ("best.npz", "last.npz"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise CharrnnError(f"{run_dir}: no best.npz or last.npz in this run directory")
+
+
+def load(path=None) -> Model:
+    """Load a trained model.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A checkpoint file, a run directory (its best checkpoint) or None (the newest run under
+        checkpoints/).
+
+    Returns
+    -------
+    Model
+        With `.vocab` set and `.meta` holding the checkpoint's metadata (configs, progress).
+    """
+    file = resolve_checkpoint(path)
+    meta, arrays = ckpt.load(file)
+    model = Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"],
+                  vocab=Vocab(meta["vocab"]))
+    model.meta = meta
+    model.path = file
+    return model

@@ -1,0 +1,210 @@
+"""The command line: each command turns its options into a config, makes one library call, echoes.
+
+Errors in the user's input arrive as CharrnnError and are printed as one line, exit status 2;
+`--debug` (or CHARRNN_DEBUG=1) shows the traceback instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+import click
+
+from .config import TrainConfig
+from .errors import CharrnnError
+
+class _Group(click.Group):
+    """Turns CharrnnError into `error: ...` on stderr and exit status 2 (traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CharrnnError as e:
+            if ctx.params.get("debug") or os.environ.get("CHARRNN_DEBUG") == "1":
+                raise
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="charrnn", prog_name="charrnn")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """Character-level RNN/GRU/LSTM language models: train, sample, evaluate.
+
+    \b
+    Example:
+      charrnn train --time-limit 300      # the bundled tinyshakespeare
+      charrnn sample --temp 0.8 --prime "ROMEO:"
+    """
+    ctx.obj = {"debug": debug or os.environ.get("CHARRNN_DEBUG") == "1"}
+
+
+@cli.command()
+@click.argument("corpus", required=False, type=click.Path(dir_okay=True))
+@click.option("--model", "cell", type=click.Choice(["rnn", "gru", "lstm"]), default="lstm",
+              show_default=True, help="Recurrent cell.")
+@click.option("--hidden", type=int, default=128, show_default=True, help="Hidden size per layer.")
+@click.option("--layers", type=int, default=2, show_default=True, help="Stacked layers.")
+@click.option("--dropout", type=float, default=0.0, show_default=True,
+              help="Dropout on every layer's output (training only).")
+@click.option("--activation", type=click.Choice(["tanh", "relu"]), default="tanh",
+              show_default=True, help="Vanilla RNN nonlinearity.")
+@click.option("--seq-len", type=int, default=50, show_default=True, help="BPTT window length.")
+@click.option("--batch-size", type=int, default=50, show_default=True, help="Parallel rows.")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "rmsprop"]),
+              default="adam", show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Learning rate.")
+@click.option("--momentum", type=float, default=None,
+              help="Momentum for sgd (default 0.9) and rmsprop (default 0).")
+@click.option("--nesterov", is_flag=True, help="Nesterov momentum (sgd).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--grad-clip", type=float, default=5.0, show_default=True,
+              help="Clip gradients at this global norm (0: off).")
+@click.option("--clip-mode", type=click.Choice(["norm", "value"]), default="norm",
+              show_default=True, help="Clip the global norm, or every element.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "step", "cosine"]),
+              default="constant", show_default=True)
+@click.option("--warmup-steps", type=int, default=0, show_default=True)
+@click.option("--lr-decay", type=float, default=0.97, show_default=True,
+              help="Per-epoch factor for --lr-schedule step.")
+@click.option("--lr-decay-after", type=int, default=10, show_default=True,
+              help="First epoch that decays, for --lr-schedule step.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps.")
+@click.option("--epochs", type=float, default=None, help="Stop after this many epochs "
+              "(default 10 when no --max-steps or --time-limit is given).")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="The last part of the text held out for validation.")
+@click.option("--eval-every", type=int, default=200, show_default=True,
+              help="Validate (and write last.npz) every N steps.")
+@click.option("--checkpoint-every", type=int, default=0, show_default=True,
+              help="Also write last.npz every N steps (0: only at validations).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory [default: checkpoints/<corpus name>].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoding", type=click.Choice(["utf-8", "bytes"]), default="utf-8",
+              show_default=True, help="Read the corpus as UTF-8 characters or raw bytes.")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Continue the run in --checkpoint-dir (or from PATH) exactly where it stopped.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir, resume, quiet,
+          **options):
+    """Train a model on CORPUS (default: the bundled tinyshakespeare).
+
+    \b
+    Example:
+      charrnn train input.txt --model gru --hidden 256 --time-limit 600
+    Ctrl-C saves last.npz; continue with --resume.
+    """
+    from .train import train as run_train
+
+    given = {k: v for k, v in options.items()
+             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    config = None if resume is not None and not given else _train_config(options, given, resume,
+                                                                        checkpoint_dir, corpus)
+    result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
+                       activation=activation, checkpoint_dir=checkpoint_dir,
+                       resume=(True if resume == "" else resume), progress=not quiet)
+    if not quiet:
+        click.echo(f"{result.stopped} at step {result.step}: best validation loss "
+                   f"{result.best_val_loss:.4f} nats/char "
+                   f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char); "
+                   f"checkpoints in {result.run_dir}", err=True)
+
+
+def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig:
+    """TrainConfig from the options; when resuming, the saved one with the given options over it."""
+    if resume is None:
+        return TrainConfig(**options)
+    from .train import saved_train_config
+
+    return dataclasses.replace(saved_train_config(corpus, checkpoint_dir, resume), **given)
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("--temp", "temperature", type=float, default=0.8, show_default=True,
+              help="Sampling temperature; 0 is greedy.")
+@click.option("--length", type=int, default=500, show_default=True, help="Characters to generate.")
+@click.option("--prime", default=None, help="Text to start from (printed first).")
+@click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k most likely (0: all).")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold.")
+def sample(checkpoint, temperature, length, prime, seed, top_k, top_p):
+    """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
+
+    \b
+    Example:
+      charrnn sample checkpoints/tinyshakespeare --temp 0.8 --prime "ROMEO:" --length 300
+    """
+    from .api import load
+    from .sample import check_sampling, sample_chunks
+
+    check_sampling(length, temperature, top_k, top_p)
+    if checkpoint is None:
+        from .api import resolve_checkpoint
+        checkpoint = resolve_checkpoint(None)
+        click.echo(f"using {checkpoint}", err=True)
+    model = load(checkpoint)
+    out = _text_writer(model.meta.get("encoding", "utf-8"))
+    text = ""
+    for text in sample_chunks(model, length, temperature, prime, seed, top_k, top_p):
+        out(text)
+    if sys.stdout.isatty() and not text.endswith("\n"):
+        out("\n")
+
+
+def _text_writer(encoding: str):
+    """Streams text to stdout; a bytes-level model writes its bytes back unchanged."""
+    if encoding == "bytes":
+        def write(s):
+            sys.stdout.buffer.write(s.encode("latin-1"))
+            sys.stdout.buffer.flush()
+    else:
+        def write(s):
+            sys.stdout.write(s)
+            sys.stdout.flush()
+    return write
+
+
+@cli.command(name="eval")
+@click.argument("checkpoint")
+@click.argument("textfile", type=click.Path())
+@click.option("--batch-size", type=int, default=50, show_default=True,
+              help="Parallel rows; 1 evaluates the text as one unbroken sequence.")
+@click.option("--skip-unknown", is_flag=True, help="Ignore characters not in the vocabulary.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
+    """Perplexity and bits per character of CHECKPOINT on TEXTFILE.
+
+    \b
+    Example:
+      charrnn eval checkpoints/tinyshakespeare data/tinyshakespeare.txt --json
+    """
+    from .api import load
+    from .data import read_text
+    from .evaluate import evaluate as run_eval
+
+    if batch_size < 1:
+        raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
+    model = load(checkpoint)
+    text = read_text(textfile, model.meta.get("encoding", "utf-8"))
+    try:
+        r = run_eval(model, text, batch_size=batch_size, skip_unknown=skip_unknown)
+    except CharrnnError as e:
+        raise CharrnnError(f"{textfile}: {e} (use --skip-unknown to ignore them)") from None
+    if as_json:
+        click.echo(json.dumps(r.to_dict()))
+    else:
+        click.echo(f"nats per char: {r.nats_per_char:.4f}\nbits per char: {r.bits_per_char:.4f}\n"
+                   f"perplexity:    {r.perplexity:.4f}\nchars:         {r.chars}")
+
+
+def main():
+    """Entry point of the `charrnn` command and `python -m charrnn`."""
+    cli(prog_name="charrnn")

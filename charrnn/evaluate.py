@@ -1,0 +1,75 @@
+"""Loss of a model on a text, streamed in parallel rows with carried state and no gradients."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import CharrnnError
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean loss over `chars` predicted characters."""
+
+    nats_per_char: float
+    bits_per_char: float
+    perplexity: float
+    chars: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 100) -> EvalResult:
+    """Mean cross-entropy of predicting ids[1:] from the characters before them.
+
+    The n-1 predictions are split into `batch_size` contiguous rows, each read from a zero state
+    in windows of `seq_len` with the state carried between windows. The r < batch_size
+    predictions left over continue the last row's state at batch 1, so every character counts
+    once. With batch_size 1 the text is one unbroken sequence from a zero state, which is what
+    PyTorch computes when run over the whole text.
+    """
+    n = len(ids)
+    if n < 2:
+        raise CharrnnError("text has fewer than 2 characters: nothing to predict")
+    rows = max(1, min(batch_size, n - 1))
+    R = (n - 1) // rows
+    idx = np.arange(rows)[:, None] * R + np.arange(R)[None, :]  # (rows, R)
+    state = model.zero_state(rows)
+    total = 0.0
+    for w in range(0, R, seq_len):
+        cols = idx[:, w: w + seq_len].T  # (T', rows)
+        loss, state = model.forward(ids[cols], ids[cols + 1], state)
+        total += loss * cols.size
+    rest = (n - 1) - rows * R
+    if rest:
+        # Continue the last row (it ends exactly where the leftover begins) at batch 1.
+        last = (state[0][:, -1:].copy(), state[1][:, -1:].copy())
+        for w in range(rows * R, n - 1, seq_len):
+            cols = np.arange(w, min(w + seq_len, n - 1))[:, None]  # (T', 1)
+            loss, last = model.forward(ids[cols], ids[cols + 1], last)
+            total += loss * cols.size
+    nats = total / (n - 1)
+    return EvalResult(nats, nats / math.log(2), math.exp(nats), n - 1)
+
+
+def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
+             skip_unknown: bool = False) -> EvalResult:
+    """Perplexity and bits per character of `model` on `text`.
+
+    Parameters
+    ----------
+    model : Model
+        A model with its vocabulary (e.g. from charrnn.load).
+    text : str
+    batch_size : int
+        Parallel rows (1: the text as one unbroken sequence).
+    seq_len : int
+        Window length; affects speed only, not the result.
+    skip_unknown : bool
+        Drop characters the model has never seen instead of raising CharrnnError.
+    """
+    ids = model.vocab.encode(text, skip_unknown=skip_unknown)
+    return evaluate_ids(model, ids, batch_size, seq_len)

@@ -1,0 +1,377 @@
+"""Compiled kernels: pure functions of arrays and numbers, in forward/backward pairs.
+
+Sizes, named once: T = time steps, B = batch rows, H = hidden size, G = gate blocks per cell
+(RNN 1, GRU 3, LSTM 4), D = a layer's input size, V = vocabulary size, N = T*B positions.
+
+Conventions (PyTorch's nn.RNN / nn.GRU / nn.LSTM, so weights map one to one):
+  RNN : h' = act(W_ih x + b_ih + W_hh h + b_hh)
+  LSTM: gates in order i, f, g, o;  i,f,o = sigmoid, g = tanh;  c' = f*c + i*g;  h' = o*tanh(c')
+  GRU : gates in order r, z, n;  r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z likewise,
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (1 - z) * n + z * h
+We store weights transposed, W_x (D, G*H) and W_h (H, G*H), so that a batch times a weight is a
+plain row-major GEMM and the one-hot input product is a row gather of W_x.
+
+Arguments come in the order outputs, caches, inputs, weights, sizes. Backward kernels write the
+gradient of the pre-activations; the drivers in layers.py turn those into weight gradients with one
+large GEMM per weight, outside the time loop. Kernels never allocate in the time loop, print, or
+draw random numbers: randomness comes in as arrays of uniforms from the caller.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+CELL_RNN, CELL_GRU, CELL_LSTM = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# ----------------------------------------------------------------------------------------------
+# Cell steps. One call advances all B rows by one time step.
+
+@njit(cache=True)
+def lstm_step_forward(h, c, act, xp, hp, c_prev):
+    """h, c (B, H) out; act (B, 4H) out: activated gates i, f, g, o; xp (B, 4H): input projection
+    with both biases; hp (B, 4H): h_prev @ W_h; c_prev (B, H)."""
+    B, H = h.shape
+    for b in range(B):
+        for j in range(H):
+            i = _sigmoid(xp[b, j] + hp[b, j])
+            f = _sigmoid(xp[b, H + j] + hp[b, H + j])
+            g = math.tanh(xp[b, 2 * H + j] + hp[b, 2 * H + j])
+            o = _sigmoid(xp[b, 3 * H + j] + hp[b, 3 * H + j])
+            cn = f * c_prev[b, j] + i * g
+            c[b, j] = cn
+            h[b, j] = o * math.tanh(cn)
+            act[b, j] = i
+            act[b, H + j] = f
+            act[b, 2 * H + j] = g
+            act[b, 3 * H + j] = o
+
+
+@njit(cache=True)
+def lstm_step_backward(dpre, dc, act, c, c_prev, dh_out, dh_rec):
+    """dpre (B, 4H) out: gradient of the gate pre-activations; dc (B, H) in: dL/dc_t, out:
+    dL/dc_{t-1}; act (B, 4H), c (B, H), c_prev (B, H): forward caches; dh_out (B, H): gradient
+    from above; dh_rec (B, H): gradient through the next step's recurrent product."""
+    B, H = c.shape
+    for b in range(B):
+        for j in range(H):
+            i = act[b, j]
+            f = act[b, H + j]
+            g = act[b, 2 * H + j]
+            o = act[b, 3 * H + j]
+            dh = dh_out[b, j] + dh_rec[b, j]
+            tc = math.tanh(c[b, j])
+            dcc = dc[b, j] + dh * o * (1.0 - tc * tc)
+            dpre[b, j] = dcc * g * i * (1.0 - i)
+            dpre[b, H + j] = dcc * c_prev[b, j] * f * (1.0 - f)
+            dpre[b, 2 * H + j] = dcc * i * (1.0 - g * g)
+            dpre[b, 3 * H + j] = dh * tc * o * (1.0 - o)
+            dc[b, j] = dcc * f
+
+
+@njit(cache=True)
+def gru_step_forward(h, act, hn, xp, hp, bh, h_prev):
+    """h (B, H) out; act (B, 3H) out: r, z, n; hn (B, H) out: W_hn h_prev + b_hn, kept for
+    backward; xp (B, 3H): input projection with b_ih; hp (B, 3H): h_prev @ W_h; bh (3H,)."""
+    B, H = h.shape
+    for b in range(B):
+        for j in range(H):
+            r = _sigmoid(xp[b, j] + hp[b, j] + bh[j])
+            z = _sigmoid(xp[b, H + j] + hp[b, H + j] + bh[H + j])
+            hnj = hp[b, 2 * H + j] + bh[2 * H + j]
+            n = math.tanh(xp[b, 2 * H + j] + r * hnj)
+            h[b, j] = (1.0 - z) * n + z * h_prev[b, j]
+            act[b, j] = r
+            act[b, H + j] = z
+            act[b, 2 * H + j] = n
+            hn[b, j] = hnj
+
+
+@njit(cache=True)
+def gru_step_backward(dgx, dgh, dh_carry, act, hn, h_prev, dh_out, dh_rec):
+    """dgx (B, 3H) out: gradient of the input-side pre-activations; dgh (B, 3H) out: of the
+    hidden-side ones (they differ in the n block, where r multiplies W_hn h + b_hn); dh_carry
+    (B, H) in: the direct z*h path from the next step, out: the one to the previous step."""
+    B, H = hn.shape
+    for b in range(B):
+        for j in range(H):
+            r = act[b, j]
+            z = act[b, H + j]
+            n = act[b, 2 * H + j]
+            dh = dh_out[b, j] + dh_rec[b, j] + dh_carry[b, j]
+            dn = dh * (1.0 - z) * (1.0 - n * n)
+            dr = dn * hn[b, j] * r * (1.0 - r)
+            dz = dh * (h_prev[b, j] - n) * z * (1.0 - z)
+            dgx[b, j] = dr
+            dgx[b, H + j] = dz
+            dgx[b, 2 * H + j] = dn
+            dgh[b, j] = dr
+            dgh[b, H + j] = dz
+            dgh[b, 2 * H + j] = dn * r
+            dh_carry[b, j] = dh * z
+
+
+@njit(cache=True)
+def rnn_step_forward(h, xp, hp, relu):
+    """h (B, H) out; xp (B, H): input projection with both biases; hp (B, H): h_prev @ W_h."""
+    B, H = h.shape
+    for b in range(B):
+        for j in range(H):
+            a = xp[b, j] + hp[b, j]
+            h[b, j] = (a if a > 0.0 else 0.0) if relu else math.tanh(a)
+
+
+@njit(cache=True)
+def rnn_step_backward(dpre, h, dh_out, dh_rec, relu):
+    """dpre (B, H) out; h (B, H): this step's output (its derivative needs nothing else)."""
+    B, H = h.shape
+    for b in range(B):
+        for j in range(H):
+            dh = dh_out[b, j] + dh_rec[b, j]
+            hv = h[b, j]
+            dpre[b, j] = (dh if hv > 0.0 else 0.0) if relu else dh * (1.0 - hv * hv)
+
+
+# ----------------------------------------------------------------------------------------------
+# One-hot input: W_x^T onehot(x) is row x of W_x.
+
+@njit(cache=True)
+def embed_forward(out, idx, W, bias):
+    """out (N, GH) = W[idx] + bias; idx (N,) ids; W (V, GH); bias (GH,)."""
+    N, GH = out.shape
+    for n in range(N):
+        row = idx[n]
+        for j in range(GH):
+            out[n, j] = W[row, j] + bias[j]
+
+
+@njit(cache=True)
+def embed_backward(dW, dout, idx):
+    """dW (V, GH) += scatter of dout (N, GH) rows onto rows idx (N,)."""
+    N, GH = dout.shape
+    for n in range(N):
+        row = idx[n]
+        for j in range(GH):
+            dW[row, j] += dout[n, j]
+
+
+# ----------------------------------------------------------------------------------------------
+# Softmax cross-entropy over all N positions at once.
+
+@njit(cache=True)
+def xent_forward(probs, losses, logits, targets):
+    """probs (N, V) out: softmax of logits (may alias logits); losses (N,) out: -log p(target);
+    targets (N,) ids. Returns the mean loss."""
+    N, V = logits.shape
+    total = 0.0
+    for n in range(N):
+        m = logits[n, 0]
+        for v in range(1, V):
+            m = max(m, logits[n, v])
+        t = logits[n, targets[n]]
+        s = 0.0
+        for v in range(V):
+            e = math.exp(logits[n, v] - m)
+            probs[n, v] = e
+            s += e
+        inv = 1.0 / s
+        for v in range(V):
+            probs[n, v] *= inv
+        losses[n] = math.log(s) + m - t
+        total += losses[n]
+    return total / N
+
+
+@njit(cache=True)
+def xent_backward(dlogits, probs, targets, scale):
+    """dlogits (N, V) out = scale * (probs - onehot(targets)); may alias probs."""
+    N, V = probs.shape
+    for n in range(N):
+        for v in range(V):
+            dlogits[n, v] = probs[n, v] * scale
+        dlogits[n, targets[n]] -= scale
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer updates over the flat parameter buffer (PyTorch's formulas, step counted from 1).
+
+@njit(cache=True)
+def adam_update(params, m, v, grads, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """Adam (decoupled=False: L2 added to the gradient, as torch.optim.Adam) or AdamW."""
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    for k in range(params.size):
+        g = grads[k]
+        if decoupled:
+            params[k] -= lr * weight_decay * params[k]
+        elif weight_decay != 0.0:
+            g += weight_decay * params[k]
+        m[k] = beta1 * m[k] + (1.0 - beta1) * g
+        v[k] = beta2 * v[k] + (1.0 - beta2) * g * g
+        params[k] -= lr * (m[k] / bc1) / (math.sqrt(v[k] / bc2) + eps)
+
+
+@njit(cache=True)
+def sgd_update(params, buf, grads, lr, momentum, nesterov, weight_decay, step):
+    """SGD with optional momentum and Nesterov, as torch.optim.SGD (dampening 0)."""
+    for k in range(params.size):
+        g = grads[k] + weight_decay * params[k]
+        if momentum != 0.0:
+            buf[k] = g if step == 1 else momentum * buf[k] + g
+            g = g + momentum * buf[k] if nesterov else buf[k]
+        params[k] -= lr * g
+
+
+@njit(cache=True)
+def rmsprop_update(params, sq, buf, grads, lr, alpha, eps, momentum, weight_decay):
+    """RMSprop as torch.optim.RMSprop (not centered)."""
+    for k in range(params.size):
+        g = grads[k] + weight_decay * params[k]
+        sq[k] = alpha * sq[k] + (1.0 - alpha) * g * g
+        step = g / (math.sqrt(sq[k]) + eps)
+        if momentum != 0.0:
+            buf[k] = momentum * buf[k] + step
+            step = buf[k]
+        params[k] -= lr * step
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation at batch 1: the whole loop compiled, weights read straight from the flat buffer.
+
+@njit(cache=True, inline="always")
+def _matvec_add(out, v, W):
+    """out (GH,) += v (D,) @ W (D, GH); W row-major, so the inner loop is contiguous."""
+    D, GH = W.shape
+    for i in range(D):
+        a = v[i]
+        if a != 0.0:
+            for j in range(GH):
+                out[j] += a * W[i, j]
+
+
+@njit(cache=True)
+def _view(params, off, rows, cols):
+    return params[off: off + rows * cols].reshape((rows, cols))
+
+
+@njit(cache=True)
+def step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
+    """Advance the state of every layer by one input id x.
+
+    hs, cs (L, H) in/out: hidden and cell state; pre, hp (G*H,): scratch; params: the flat
+    buffer; offs (L*4 + 2,): offsets of W_x, W_h, b_x, b_h per layer, then decoder W and b.
+    """
+    L = hs.shape[0]
+    G = pre.size // H
+    for k in range(L):
+        D = V if k == 0 else H
+        Wx = _view(params, offs[4 * k], D, G * H)
+        Wh = _view(params, offs[4 * k + 1], H, G * H)
+        bx = params[offs[4 * k + 2]: offs[4 * k + 2] + G * H]
+        bh = params[offs[4 * k + 3]: offs[4 * k + 3] + G * H]
+        for j in range(G * H):
+            pre[j] = bx[j] + (Wx[x, j] if k == 0 else 0.0)
+            hp[j] = bh[j]
+        if k > 0:
+            _matvec_add(pre, hs[k - 1], Wx)
+        _matvec_add(hp, hs[k], Wh)
+        for j in range(H):
+            if cell == CELL_LSTM:
+                i = _sigmoid(pre[j] + hp[j])
+                f = _sigmoid(pre[H + j] + hp[H + j])
+                g = math.tanh(pre[2 * H + j] + hp[2 * H + j])
+                o = _sigmoid(pre[3 * H + j] + hp[3 * H + j])
+                cs[k, j] = f * cs[k, j] + i * g
+                hs[k, j] = o * math.tanh(cs[k, j])
+            elif cell == CELL_GRU:
+                r = _sigmoid(pre[j] + hp[j])
+                z = _sigmoid(pre[H + j] + hp[H + j])
+                n = math.tanh(pre[2 * H + j] + r * hp[2 * H + j])
+                hs[k, j] = (1.0 - z) * n + z * hs[k, j]
+            else:
+                a = pre[j] + hp[j]
+                hs[k, j] = (a if a > 0.0 else 0.0) if relu else math.tanh(a)
+
+
+@njit(cache=True)
+def decode_logits(logits, hs, params, offs, H, V):
+    """logits (V,) = top layer's h @ W_dec + b_dec."""
+    L = hs.shape[0]
+    W = _view(params, offs[4 * L], H, V)
+    b = params[offs[4 * L + 1]: offs[4 * L + 1] + V]
+    for v in range(V):
+        logits[v] = b[v]
+    _matvec_add(logits, hs[L - 1], W)
+
+
+@njit(cache=True)
+def pick(logits, probs, order, u, temperature, top_k, top_p):
+    """Choose the next id from logits (V,): argmax when temperature == 0, otherwise sample with
+    the uniform u from softmax(logits / temperature) restricted to the top_k most likely ids
+    (0: all) and then to the smallest set whose probability reaches top_p (1.0: all)."""
+    V = logits.size
+    if temperature == 0.0:
+        return np.argmax(logits)
+    m = logits.max()
+    for v in range(V):
+        probs[v] = math.exp((logits[v] - m) / temperature)
+    if top_k > 0 or top_p < 1.0:
+        order[:] = np.argsort(-probs)
+        keep = V if top_k <= 0 else min(top_k, V)
+        if top_p < 1.0:
+            total = 0.0
+            for v in range(keep):
+                total += probs[order[v]]
+            acc = 0.0
+            for v in range(keep):
+                acc += probs[order[v]]
+                if acc >= top_p * total:
+                    keep = v + 1
+                    break
+        for v in range(keep, V):
+            probs[order[v]] = 0.0
+    total = probs.sum()
+    target = u * total
+    acc = 0.0
+    last = 0
+    for v in range(V):
+        if probs[v] > 0.0:
+            last = v
+            acc += probs[v]
+            if acc > target:
+                return v
+    return last
+
+
+@njit(cache=True)
+def generate(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
+             temperature, top_k, top_p):
+    """Generate out.size ids, feeding each back in. x: the pending input id (the last prime
+    character, or the previous chunk's last output); hs, cs (L, H) carry over between calls;
+    uniforms (out.size,) in [0, 1)."""
+    G = 4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)
+    pre = np.empty(G * H, params.dtype)
+    hp = np.empty(G * H, params.dtype)
+    logits = np.empty(V, params.dtype)
+    probs = np.empty(V, np.float64)
+    order = np.empty(V, np.int64)
+    for n in range(out.size):
+        step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V)
+        decode_logits(logits, hs, params, offs, H, V)
+        x = pick(logits, probs, order, uniforms[n], temperature, top_k, top_p)
+        out[n] = x
+
+
+@njit(cache=True)
+def advance(hs, cs, params, offs, ids, cell, relu, H, V):
+    """Feed ids (n,) through the model, updating hs, cs (L, H); no output (priming)."""
+    G = 4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)
+    pre = np.empty(G * H, params.dtype)
+    hp = np.empty(G * H, params.dtype)
+    for n in range(ids.size):
+        step_forward(hs, cs, pre, hp, params, offs, ids[n], cell, relu, H, V)

@@ -1,0 +1,91 @@
+"""Optimizers over the flat parameter buffer, gradient clipping and learning-rate schedules.
+
+Every update follows the formula of the torch.optim class of the same name, so that losses match
+PyTorch step for step (tests/test_reference.py checks 10 Adam steps against PyTorch).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import kernels as K
+from .config import TrainConfig
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
+
+
+class Optimizer:
+    """State (moments) in the parameter layout, plus a step counter.
+
+    Parameters
+    ----------
+    kind : {"adam", "adamw", "sgd", "rmsprop"}
+    size : int
+        Number of parameters.
+    momentum, nesterov, weight_decay : as torch.optim.
+    """
+
+    def __init__(self, kind: str, size: int, momentum: float = 0.9, nesterov: bool = False,
+                 weight_decay: float = 0.0, dtype=np.float32):
+        self.kind = kind
+        self.momentum = momentum if kind in ("sgd", "rmsprop") else 0.0
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.step_count = 0
+        # Two state buffers serve every kind: Adam (m, v), SGD (momentum, unused), RMSprop (sq, buf).
+        self.state = {"a": np.zeros(size, dtype), "b": np.zeros(size, dtype)}
+
+    @classmethod
+    def from_config(cls, tc: TrainConfig, size: int, dtype=np.float32) -> "Optimizer":
+        """The optimizer a TrainConfig asks for (momentum None: 0.9 for SGD, 0 for RMSprop)."""
+        momentum = tc.momentum if tc.momentum is not None else (0.9 if tc.optimizer == "sgd" else 0.0)
+        return cls(tc.optimizer, size, momentum, tc.nesterov, tc.weight_decay, dtype)
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        """One update of params (in place) from grads."""
+        self.step_count += 1
+        a, b = self.state["a"], self.state["b"]
+        if self.kind in ("adam", "adamw"):
+            K.adam_update(params, a, b, grads, lr, ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPS,
+                          self.weight_decay, self.kind == "adamw", self.step_count)
+        elif self.kind == "sgd":
+            K.sgd_update(params, a, grads, lr, self.momentum, self.nesterov, self.weight_decay,
+                         self.step_count)
+        else:
+            K.rmsprop_update(params, a, b, grads, lr, RMSPROP_ALPHA, RMSPROP_EPS, self.momentum,
+                             self.weight_decay)
+
+
+def clip_gradients(grads: np.ndarray, limit: float, mode: str = "norm") -> float:
+    """Clip in place; returns the global L2 norm before clipping.
+
+    mode "norm" scales all gradients by limit / (norm + 1e-6) when the norm exceeds limit
+    (torch.nn.utils.clip_grad_norm_); "value" clamps each element to [-limit, limit]. limit 0 = off.
+    """
+    norm = float(np.sqrt(np.dot(grads, grads)))
+    if limit > 0:
+        if mode == "norm" and norm > limit:
+            grads *= grads.dtype.type(limit / (norm + 1e-6))
+        elif mode == "value":
+            np.clip(grads, -limit, limit, out=grads)
+    return norm
+
+
+def learning_rate(tc: TrainConfig, step: int, epoch: float, total_steps: int | None) -> float:
+    """Learning rate for optimizer step `step` (counted from 0) at `epoch` (fractional).
+
+    constant: lr. step: char-rnn's decay, lr * lr_decay ** (whole epochs past lr_decay_after).
+    cosine: from lr down to 0 over total_steps (constant if the run has no step budget).
+    A linear warm-up over warmup_steps multiplies any of them.
+    """
+    lr = tc.lr
+    if tc.lr_schedule == "step":
+        # char-rnn decays at the end of every epoch e >= lr_decay_after (epochs counted from 1).
+        lr *= tc.lr_decay ** max(0, int(epoch) - max(tc.lr_decay_after, 1) + 1)
+    elif tc.lr_schedule == "cosine" and total_steps:
+        lr *= 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    if tc.warmup_steps and step < tc.warmup_steps:
+        lr *= (step + 1) / tc.warmup_steps
+    return lr

@@ -1,0 +1,78 @@
+"""Text generation: priming, then a compiled loop that feeds each sampled character back in."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels as K
+from .errors import CharrnnError
+from .model import CELL_CODES, param_offsets
+
+CHUNK = 64  # characters per compiled call: small enough to stream, large enough to be cheap
+
+
+def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str | None = None,
+                  seed: int | None = None, top_k: int = 0, top_p: float = 1.0):
+    """Yield generated text in chunks (the prime first, if any).
+
+    Parameters
+    ----------
+    model : Model
+        With its vocabulary.
+    length : int
+        Characters to generate after the prime.
+    temperature : float
+        Logits are divided by it; 0 picks the most likely character every time.
+    prime : str, optional
+        Text to warm the state with; it is yielded first. Default: a newline if the vocabulary
+        has one, else the first character of the vocabulary (not yielded).
+    seed : int, optional
+        Seed for reproducible output.
+    top_k : int
+        Sample only among the k most likely characters (0: all).
+    top_p : float
+        Nucleus sampling: only the most likely characters whose probability reaches top_p.
+    """
+    check_sampling(length, temperature, top_k, top_p)
+    vocab, cfg = model.vocab, model.cfg
+    if prime:
+        missing = vocab.unknown(prime)
+        if missing:
+            raise CharrnnError("--prime has characters not in the model's vocabulary: "
+                               + ", ".join(repr(c) for c in missing))
+        ids = vocab.encode(prime).astype(np.int64)
+        yield prime
+    else:
+        ids = np.array([vocab.index.get("\n", 0)], np.int64)
+    params = np.ascontiguousarray(model.params, dtype=np.float32)
+    offs = param_offsets(cfg)
+    hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
+    cs = np.zeros_like(hs)
+    code, relu = CELL_CODES[cfg.cell], cfg.activation == "relu"
+    K.advance(hs, cs, params, offs, ids[:-1], code, relu, cfg.hidden, cfg.vocab_size)
+    x = int(ids[-1])
+    rng = np.random.default_rng(seed)
+    out = np.zeros(CHUNK, np.int64)
+    for start in range(0, length, CHUNK):
+        n = min(CHUNK, length - start)
+        K.generate(out[:n], hs, cs, params, offs, x, rng.random(n), code, relu, cfg.hidden,
+                   cfg.vocab_size, float(temperature), int(top_k), float(top_p))
+        x = int(out[n - 1])
+        yield vocab.decode(out[:n])
+
+
+def sample(model, length: int = 500, temperature: float = 0.8, prime: str | None = None,
+           seed: int | None = None, top_k: int = 0, top_p: float = 1.0) -> str:
+    """Generated text as one string, prime included (see sample_chunks for the parameters)."""
+    return "".join(sample_chunks(model, length, temperature, prime, seed, top_k, top_p))
+
+
+def check_sampling(length: int, temperature: float, top_k: int, top_p: float) -> None:
+    """Raise CharrnnError for out-of-range sampling options."""
+    if length < 0:
+        raise CharrnnError(f"--length must be >= 0, got {length}")
+    if not temperature >= 0:
+        raise CharrnnError(f"--temp must be > 0, or 0 for greedy, got {temperature}")
+    if top_k < 0:
+        raise CharrnnError(f"--top-k must be >= 0 (0: off), got {top_k}")
+    if not 0 < top_p <= 1:
+        raise CharrnnError(f"--top-p must be in (0, 1], got {top_p}")

@@ -1,0 +1,389 @@
+"""The training driver: data, the step loop, validation, checkpoints, progress and resume.
+
+A run directory holds last.npz (written at every evaluation, every --checkpoint-every steps, on
+Ctrl-C / SIGTERM and at the end), best.npz (lowest validation loss so far) and metrics.csv (one row
+per step). Everything needed to continue exactly is in the checkpoint: parameters, optimizer
+moments and step count, the carried hidden state, the RNG state and the step (which fixes the
+epoch and the window within it).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .data import Batches, Vocab, read_text, require_windows, split
+from .errors import CharrnnError
+from .evaluate import evaluate_ids
+from .model import Model
+from .optim import Optimizer, clip_gradients, learning_rate
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
+DEFAULT_EPOCHS = 10
+METRICS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "seconds")
+# Options that change what the next steps compute: a resumed run must keep them.
+MUST_MATCH = ("seq_len", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
+              "grad_clip", "clip_mode", "lr_schedule", "warmup_steps", "lr_decay",
+              "lr_decay_after", "val_fraction", "seed", "encoding")
+
+
+@dataclass
+class TrainResult:
+    """What a training run ended with."""
+
+    model: Model
+    run_dir: Path
+    step: int
+    best_val_loss: float
+    last_val_loss: float
+    stopped: str  # "finished", "time limit", "interrupted"
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    chars_seen: int = 0
+    seconds: float = 0.0
+    best_val_loss: float = math.inf
+    last_val_loss: float = math.nan
+
+
+def default_run_dir(corpus) -> Path:
+    """checkpoints/<corpus stem>/ under the current directory."""
+    return Path("checkpoints") / Path(corpus).stem
+
+
+def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
+          hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
+          checkpoint_dir=None, resume=None, progress: bool = True) -> TrainResult:
+    """Train a character-level model on a text file.
+
+    Parameters
+    ----------
+    corpus : path, optional
+        The text; default the bundled data/tinyshakespeare.txt.
+    config : TrainConfig, optional
+        Training options (defaults as the CLI). On resume, None means "as saved".
+    cell, hidden, layers, dropout, activation :
+        The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
+    checkpoint_dir : path, optional
+        Run directory; default checkpoints/<corpus stem>/.
+    resume : bool or path, optional
+        True: continue from <checkpoint_dir>/last.npz; a path: continue from that checkpoint.
+    progress : bool
+        Show a progress bar (or plain lines when stderr is not a terminal).
+
+    Returns
+    -------
+    TrainResult
+    """
+    corpus = Path(corpus) if corpus is not None else DEFAULT_CORPUS
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
+    saved = _load_resume(resume, run_dir)
+    if saved is not None:
+        config = _resume_config(saved[0], config)
+    config = config or TrainConfig()
+    text = read_text(corpus, config.encoding)
+    vocab = Vocab(saved[0]["vocab"]) if saved else Vocab.from_text(text)
+    ids = vocab.encode(text) if saved is None else _encode_for_resume(vocab, text, corpus)
+    train_ids, val_ids = split(ids, config.val_fraction)
+    require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
+    if len(val_ids) < 2:
+        raise CharrnnError(f"{corpus}: the validation part (--val-fraction {config.val_fraction}) "
+                           "has fewer than 2 characters; use a longer text or a larger fraction")
+    corpus_id = {"path": str(corpus), "chars": len(ids), "hash": _hash_ids(ids)}
+    if saved is None:
+        mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
+        model = Model(mcfg, seed=config.seed, vocab=vocab)
+    else:
+        model = _model_from(saved, vocab)
+        _check_same_corpus(saved[0], corpus_id, corpus)
+    run = _Run(model, config, Batches(train_ids, config.batch_size, config.seq_len), val_ids,
+               run_dir, corpus_id, progress)
+    if saved is not None:
+        run.restore(*saved)
+    else:
+        run.start_fresh()
+    return run.loop()
+
+
+class _Run:
+    """The state of one training run and its loop."""
+
+    def __init__(self, model, config, batches, val_ids, run_dir, corpus_id, progress):
+        self.model, self.cfg, self.batches, self.val_ids = model, config, batches, val_ids
+        self.run_dir, self.corpus_id, self.show = Path(run_dir), corpus_id, progress
+        self.opt = Optimizer.from_config(config, model.params.size)
+        self.rng = np.random.default_rng(config.seed)
+        self.state = model.zero_state(config.batch_size)
+        self.prog = _Progress()
+        self.total = self._total_steps()
+        self.stop_signal = None
+
+    def _total_steps(self) -> int | None:
+        c, w = self.cfg, self.batches.windows
+        if c.max_steps is not None:
+            return c.max_steps
+        if c.epochs is not None:
+            return max(1, int(round(c.epochs * w)))
+        return None if c.time_limit is not None else DEFAULT_EPOCHS * w
+
+    # -- start / resume --------------------------------------------------------------------------
+
+    def start_fresh(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "metrics.csv", "w", newline="") as f:
+            csv.writer(f).writerow(METRICS)
+
+    def restore(self, meta, arrays):
+        """Continue exactly where a checkpoint left off."""
+        p = meta["progress"]
+        self.prog = _Progress(p["step"], p["chars_seen"], p["seconds"],
+                              _num(p["best_val_loss"], math.inf), _num(p["last_val_loss"], math.nan))
+        self.opt.state["a"][:] = arrays["opt_a"]
+        self.opt.state["b"][:] = arrays["opt_b"]
+        self.opt.step_count = meta["optimizer"]["step_count"]
+        self.rng.bit_generator.state = meta["rng"]
+        if arrays["state_h"].shape[1] == self.cfg.batch_size:
+            self.state = (arrays["state_h"].copy(), arrays["state_c"].copy())
+        self._truncate_metrics(self.prog.step)
+
+    def _truncate_metrics(self, step: int):
+        """Drop log rows past the checkpoint's step, so a resumed log has no duplicate steps."""
+        path = self.run_dir / "metrics.csv"
+        rows = []
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.reader(f)][1:]
+        rows = [r for r in rows if r and int(r[0]) <= step]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows([METRICS] + rows)
+        os.replace(tmp, path)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def loop(self) -> TrainResult:
+        c = self.cfg
+        bar = _Bar(self.total, self.prog.step, self.show)
+        log = open(self.run_dir / "metrics.csv", "a", newline="")
+        writer = csv.writer(log)
+        t_start = time.perf_counter()
+        seconds0 = self.prog.seconds
+        stopped, val = "finished", None
+        old = self._install_signals()
+        try:
+            while self.total is None or self.prog.step < self.total:
+                if c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit:
+                    stopped = "time limit"
+                    break
+                if self.stop_signal is not None:
+                    stopped = "interrupted"
+                    break
+                t0 = time.perf_counter()
+                loss, lr = self._step()
+                dt = time.perf_counter() - t0
+                self.prog.seconds = seconds0 + time.perf_counter() - t_start
+                val = self._maybe_evaluate()
+                speed = self.batches.batch_size * self.batches.seq_len / max(dt, 1e-9)
+                writer.writerow([self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
+                                 "" if val is None else f"{val:.6f}", f"{lr:.6g}",
+                                 f"{speed:.0f}", f"{self.prog.seconds:.3f}"])
+                if val is not None or (c.checkpoint_every and self.prog.step % c.checkpoint_every == 0):
+                    log.flush()
+                    self.save("last.npz")
+                bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
+        finally:
+            self._restore_signals(old)
+            log.flush()
+            bar.close()
+        # Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation and last.npz.
+        if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
+            self._evaluate_and_keep_best()
+        log.close()
+        self.save("last.npz")
+        if stopped == "interrupted":
+            print(f"interrupted: saved {self.run_dir / 'last.npz'} at step {self.prog.step}; "
+                  "continue with --resume", file=sys.stderr)
+        return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
+                           self.prog.last_val_loss, stopped)
+
+    @property
+    def epoch(self) -> float:
+        return self.prog.step / self.batches.windows
+
+    def _step(self):
+        """One optimizer step on the next window; returns (loss, lr)."""
+        c, b = self.cfg, self.batches
+        w = self.prog.step % b.windows
+        if w == 0:  # a new epoch starts from a zero state, as in char-rnn
+            self.state = self.model.zero_state(c.batch_size)
+        x, y = b.window(w)
+        loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.rng)
+        norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise CharrnnError(
+                f"training diverged at step {self.prog.step + 1} (loss {loss}, gradient norm "
+                f"{norm}); the last good checkpoint is kept in {self.run_dir}; lower --lr or "
+                "--grad-clip")
+        lr = learning_rate(c, self.prog.step, self.epoch, self.total)
+        self.opt.step(self.model.params, self.model.grads, lr)
+        self.state = state
+        self.prog.step += 1
+        self.prog.chars_seen += x.size
+        return loss, lr
+
+    def _maybe_evaluate(self):
+        last = self.total is not None and self.prog.step == self.total
+        if self.prog.step % self.cfg.eval_every == 0 or last:
+            return self._evaluate_and_keep_best()
+        return None
+
+    def _evaluate_and_keep_best(self) -> float:
+        val = evaluate_ids(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
+        self.prog.last_val_loss = val.nats_per_char
+        if val.nats_per_char < self.prog.best_val_loss:
+            self.prog.best_val_loss = val.nats_per_char
+            self.save("best.npz")
+        return val.nats_per_char
+
+    # -- checkpoints and signals -------------------------------------------------------------------
+
+    def save(self, name: str):
+        """Write run_dir/name atomically with everything needed to resume."""
+        p = self.prog
+        meta = {
+            "model": to_dict(self.model.cfg), "train": to_dict(self.cfg),
+            "vocab": self.model.vocab.chars, "encoding": self.cfg.encoding,
+            "progress": {"step": p.step, "epoch": self.epoch,
+                         "window": p.step % self.batches.windows, "chars_seen": p.chars_seen,
+                         "seconds": p.seconds, "best_val_loss": _str(p.best_val_loss),
+                         "last_val_loss": _str(p.last_val_loss)},
+            "optimizer": {"kind": self.opt.kind, "step_count": self.opt.step_count},
+            "rng": self.rng.bit_generator.state, "corpus": self.corpus_id,
+        }
+        arrays = {"params": self.model.params, "opt_a": self.opt.state["a"],
+                  "opt_b": self.opt.state["b"], "state_h": self.state[0], "state_c": self.state[1]}
+        ckpt.save(self.run_dir / name, meta, arrays)
+
+    def _install_signals(self):
+        """Ctrl-C and SIGTERM finish the current step, then save and stop cleanly."""
+        def handler(signum, frame):
+            self.stop_signal = signum
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return old
+
+    def _restore_signals(self, old):
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+class _Bar:
+    """tqdm on a terminal; plain periodic lines otherwise (logs, CI)."""
+
+    def __init__(self, total, initial, show):
+        self.show, self.tty = show, sys.stderr.isatty()
+        self.bar, self.last_print = None, 0.0
+        if show and self.tty:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+
+    def update(self, step, epoch, loss, val, speed):
+        if not self.show:
+            return
+        bpc = loss / math.log(2)
+        text = f"epoch {epoch:.2f} loss {loss:.3f} ({bpc:.2f} bpc) val {val:.3f} {speed:,.0f} chars/s"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(step - self.bar.n)
+        elif time.monotonic() - self.last_print >= 10.0:
+            self.last_print = time.monotonic()
+            print(f"step {step}: {text}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- resume helpers --------------------------------------------------------------------------------
+
+def _load_resume(resume, run_dir: Path):
+    if resume is None or resume is False:
+        return None
+    path = run_dir / "last.npz" if resume is True or resume == "" else Path(resume)
+    if path.is_dir():
+        path = path / "last.npz"
+    if not path.exists():
+        raise CharrnnError(f"--resume: {path} does not exist; train without --resume first, or "
+                           "give --checkpoint-dir of the run to continue")
+    return ckpt.load(path)
+
+
+def saved_train_config(corpus, checkpoint_dir, resume) -> TrainConfig:
+    """The TrainConfig stored in the checkpoint that `train(..., resume=resume)` would continue."""
+    corpus = Path(corpus) if corpus is not None else DEFAULT_CORPUS
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
+    meta, _ = _load_resume(True if resume in ("", True) else resume, run_dir)
+    return from_dict(TrainConfig, meta["train"])
+
+
+def _resume_config(meta: dict, given: TrainConfig | None) -> TrainConfig:
+    saved = from_dict(TrainConfig, meta["train"])
+    if given is None:
+        return saved
+    diff = [f"--{k.replace('_', '-')} {getattr(saved, k)} -> {getattr(given, k)}"
+            for k in MUST_MATCH if getattr(saved, k) != getattr(given, k)]
+    if diff:
+        raise CharrnnError("cannot resume with different options: " + "; ".join(diff)
+                           + " (use the original options, or start a new --checkpoint-dir)")
+    return given
+
+
+def _encode_for_resume(vocab: Vocab, text: str, corpus) -> np.ndarray:
+    missing = vocab.unknown(text)
+    if missing:
+        raise CharrnnError(f"cannot resume: {corpus} is not the corpus this run was trained on "
+                           f"(it has characters the run has never seen: {missing[:5]})")
+    return vocab.encode(text)
+
+
+def _check_same_corpus(meta: dict, corpus_id: dict, corpus):
+    saved = meta.get("corpus", {})
+    if saved.get("hash") != corpus_id["hash"]:
+        raise CharrnnError(f"cannot resume: {corpus} differs from the corpus this run was trained "
+                           f"on ({saved.get('path')}, {saved.get('chars')} characters; this one "
+                           f"has {corpus_id['chars']})")
+
+
+def _model_from(saved, vocab) -> Model:
+    meta, arrays = saved
+    return Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"], vocab=vocab)
+
+
+def _hash_ids(ids: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16).hexdigest()
+
+
+def _str(x: float):
+    return None if not math.isfinite(x) else x
+
+
+def _num(x, missing: float) -> float:
+    return missing if x is None else float(x)
