@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from charrnn.config import ModelConfig
+from charrnn.model import Model
+
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def random_model(cell, layers=2, V=5, H=4, seed=0, dtype=np.float64, **kw):
+    """A small model with weights spread wider than the init, so gates are not all near 0.5."""
+    m = Model(ModelConfig(vocab_size=V, cell=cell, hidden=H, layers=layers, **kw), dtype=dtype,
+              seed=seed)
+    m.params += np.random.default_rng(seed + 1).normal(0, 0.4, m.params.shape)
+    return m
+
+
+def random_batch(V=5, T=4, B=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+
+
+def random_state(m, B, seed=0):
+    rng = np.random.default_rng(seed + 7)
+    h, c = m.zero_state(B)
+    return h + rng.normal(0, 0.5, h.shape), c + rng.normal(0, 0.5, c.shape)
+
+
+@pytest.fixture
+def hello_file(tmp_path):
+    p = tmp_path / "hello.txt"
+    p.write_text("hello\n" * 300)
+    return p
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    """A few KB of real text (the head of the bundled corpus)."""
+    from charrnn.train import DEFAULT_CORPUS
+    p = tmp_path / "tiny.txt"
+    p.write_text(DEFAULT_CORPUS.read_text()[:6000])
+    return p

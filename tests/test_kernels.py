@@ -1,0 +1,121 @@
+"""Every cell, 1 to 3 layers: forward against the naive reference, gradients against finite
+differences (float64), and one long sequence against the same sequence in chunks."""
+import numpy as np
+import pytest
+
+from charrnn import kernels as K
+from charrnn.export import state_dict
+from charrnn.model import Model, init_params
+from charrnn.config import ModelConfig
+
+import reference as ref
+from conftest import CELLS, random_batch, random_model, random_state
+
+CASES = [(cell, L) for cell in CELLS for L in (1, 2, 3)] + [("rnn-relu", 2)]
+
+
+def make(case, L, **kw):
+    cell = case.split("-")[0]
+    return random_model(cell, layers=L, activation="relu" if case.endswith("relu") else "tanh", **kw)
+
+
+@pytest.mark.parametrize("case,L", CASES)
+def test_forward_matches_naive_reference(case, L):
+    m = make(case, L)
+    x, y = random_batch()
+    h0, c0 = random_state(m, 3)
+    loss, (h, c) = m.forward(x, y, (h0, c0))
+    logits, rh, rc = ref.forward(state_dict(m, np.float64), m.cfg.cell, L, x, h0, c0,
+                                 relu=m.cfg.activation == "relu")
+    assert loss == pytest.approx(ref.loss(logits, y), rel=1e-12)
+    np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
+    if m.cfg.cell == "lstm":
+        np.testing.assert_allclose(c, rc, rtol=1e-12, atol=1e-13)
+
+
+def numeric_grad(f, arr, eps=1e-6):
+    g = np.zeros_like(arr)
+    for i in np.ndindex(arr.shape):
+        old = arr[i]
+        arr[i] = old + eps
+        lp = f()
+        arr[i] = old - eps
+        lm = f()
+        arr[i] = old
+        g[i] = (lp - lm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("case,L", CASES)
+def test_gradients_match_finite_differences(case, L):
+    m = make(case, L, H=3)
+    x, y = random_batch(T=3, B=2, seed=L)
+    h0, c0 = random_state(m, 2, seed=L)
+    m.forward(x, y, (h0, c0), train=True)
+    dh0, dc0 = m.backward(x, want_state_grad=True)
+    f = lambda: m.forward(x, y, (h0, c0))[0]  # noqa: E731
+    np.testing.assert_allclose(m.grads, numeric_grad(f, m.params), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(dh0, numeric_grad(f, h0), rtol=1e-5, atol=1e-9)
+    if m.cfg.cell == "lstm":
+        np.testing.assert_allclose(dc0, numeric_grad(f, c0), rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("case,L", CASES)
+def test_long_sequence_equals_chunks_with_carried_state(case, L):
+    m = make(case, L)
+    x, y = random_batch(T=12, B=3)
+    state = random_state(m, 3)
+    whole, (h, c) = m.forward(x, y, state)
+    total, s = 0.0, state
+    for a, b in [(0, 5), (5, 6), (6, 12)]:
+        loss, s = m.forward(x[a:b], y[a:b], s)
+        total += loss * (b - a)
+    assert total / 12 == pytest.approx(whole, rel=1e-12)
+    np.testing.assert_allclose(s[0], h, rtol=1e-12)
+
+
+def test_untrained_loss_is_about_log_vocab():
+    V = 65
+    m = Model(ModelConfig(vocab_size=V, cell="lstm", hidden=32, layers=2), seed=3)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, V, (20, 8)), rng.integers(0, V, (20, 8))
+    loss, _ = m.forward(x, y, m.zero_state(8))
+    assert abs(loss - np.log(V)) < 0.1
+
+
+def test_forget_gate_bias_starts_at_one():
+    cfg = ModelConfig(vocab_size=7, cell="lstm", hidden=5, layers=2)
+    m = Model(cfg, params=init_params(cfg, np.random.default_rng(0)))
+    for k in range(2):
+        np.testing.assert_array_equal(m.p[f"l{k}.bx"][5:10] + m.p[f"l{k}.bh"][5:10], 1.0)
+
+
+def test_embedding_gather_equals_one_hot_product():
+    from charrnn import one_hot
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(size=(6, 8)), rng.normal(size=8)
+    idx = rng.integers(0, 6, 10).astype(np.int32)
+    out = np.zeros((10, 8))
+    K.embed_forward(out, idx, W, b)
+    np.testing.assert_allclose(out, one_hot(idx, 6, np.float64) @ W + b)
+    dW = np.zeros_like(W)
+    dout = rng.normal(size=(10, 8))
+    K.embed_backward(dW, dout, idx)
+    np.testing.assert_allclose(dW, one_hot(idx, 6, np.float64).T @ dout)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_compiled_sampler_step_matches_batched_forward(cell):
+    """The batch-1 generation kernel computes the same logits as the training forward pass."""
+    m = random_model(cell, layers=2, V=6, H=5, dtype=np.float32)
+    ids = np.array([1, 4, 2, 5, 0], np.int64)
+    hs, cs = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
+    from charrnn.model import CELL_CODES, param_offsets
+    offs = param_offsets(m.cfg)
+    K.advance(hs, cs, m.params, offs, ids, CELL_CODES[cell], False, 5, 6)
+    logits = np.zeros(6, np.float32)
+    K.decode_logits(logits, hs, m.params, offs, 5, 6)
+    m.forward(ids[:, None], np.zeros((5, 1), np.int64), m.zero_state(1))
+    np.testing.assert_allclose(hs, np.stack([lc.h[5][0] for lc in m._layers]), rtol=1e-5, atol=1e-6)
+    top = m._layers[-1].h[5][0]
+    np.testing.assert_allclose(logits, top @ m.p["dec.w"] + m.p["dec.b"], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,87 @@
+"""Training through the library API: learning, checkpoints, exact resume."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import charrnn
+from charrnn import TrainConfig
+from charrnn.errors import CharrnnError
+
+SMALL = dict(hidden=16, layers=1)
+
+
+def cfg(**kw):
+    base = dict(seq_len=10, batch_size=4, max_steps=20, eval_every=10, lr=0.01)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_overfits_hello_and_samples_it(hello_file, tmp_path):
+    r = charrnn.train(hello_file, cfg(max_steps=300), cell="rnn", **SMALL,
+                      checkpoint_dir=tmp_path / "run", progress=False)
+    assert r.best_val_loss < 0.05
+    model = charrnn.load(tmp_path / "run")
+    assert model.sample(4, temperature=0, prime="h") == "hello"
+    assert model.sample(10, temperature=0, prime="h") == "hello\nhello"
+
+
+def test_save_load_gives_identical_outputs(tiny_corpus, tmp_path):
+    r = charrnn.train(tiny_corpus, cfg(), cell="gru", **SMALL, checkpoint_dir=tmp_path,
+                      progress=False)
+    loaded = charrnn.load(tmp_path / "last.npz")
+    np.testing.assert_array_equal(loaded.params, r.model.params)
+    x = np.random.default_rng(0).integers(0, len(loaded.vocab), (7, 3))
+    a, (ha, _) = loaded.forward(x, x, loaded.zero_state(3))
+    b, (hb, _) = r.model.forward(x, x, r.model.zero_state(3))
+    assert a == b
+    np.testing.assert_array_equal(ha, hb)
+    assert loaded.sample(50, seed=3) == r.model.sample(50, seed=3)
+
+
+@pytest.mark.parametrize("cell,opt,dropout", [("lstm", "adam", 0.0), ("gru", "sgd", 0.2),
+                                              ("rnn", "rmsprop", 0.0), ("lstm", "adamw", 0.3)])
+def test_resume_is_bit_identical(tiny_corpus, tmp_path, cell, opt, dropout):
+    c = cfg(max_steps=24, optimizer=opt, eval_every=5, weight_decay=0.01)
+    straight = charrnn.train(tiny_corpus, c, cell=cell, dropout=dropout, **SMALL,
+                             checkpoint_dir=tmp_path / "a", progress=False)
+    charrnn.train(tiny_corpus, dataclasses.replace(c, max_steps=10), cell=cell, dropout=dropout,
+                  **SMALL, checkpoint_dir=tmp_path / "b", progress=False)
+    resumed = charrnn.train(tiny_corpus, c, checkpoint_dir=tmp_path / "b", resume=True,
+                            progress=False)
+    assert resumed.step == 24
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
+    steps = [int(line.split(",")[0]) for line in
+             (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 25))
+
+
+def test_resume_refuses_changed_options_and_corpus(tiny_corpus, hello_file, tmp_path):
+    charrnn.train(tiny_corpus, cfg(max_steps=5), **SMALL, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(CharrnnError, match="--seq-len 10 -> 20"):
+        charrnn.train(tiny_corpus, cfg(seq_len=20), checkpoint_dir=tmp_path, resume=True,
+                      progress=False)
+    with pytest.raises(CharrnnError, match="not the corpus|differs from the corpus"):
+        charrnn.train(hello_file, cfg(), checkpoint_dir=tmp_path, resume=True, progress=False)
+
+
+def test_corpus_too_short_says_what_is_needed(tmp_path):
+    p = tmp_path / "short.txt"
+    p.write_text("abcdefghij" * 3)
+    with pytest.raises(CharrnnError, match="needs at least 41.*smaller --batch-size/--seq-len"):
+        charrnn.train(p, cfg(), **SMALL, checkpoint_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_batch_one_equals_whole_sequence(tiny_corpus, tmp_path):
+    r = charrnn.train(tiny_corpus, cfg(max_steps=5), cell="lstm", **SMALL,
+                      checkpoint_dir=tmp_path, progress=False)
+    m = r.model
+    text = tiny_corpus.read_text()[:301]
+    ids = m.vocab.encode(text)
+    whole, _ = m.forward(ids[:-1, None], ids[1:, None], m.zero_state(1))
+    res = charrnn.evaluate(m, text, batch_size=1, seq_len=37)
+    assert res.chars == 300
+    assert res.nats_per_char == pytest.approx(whole, rel=1e-5)
+    # Several rows: every character is still counted once.
+    assert charrnn.evaluate(m, text, batch_size=7).chars == 300
