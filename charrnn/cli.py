@@ -205,6 +205,26 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
                    f"perplexity:    {r.perplexity:.4f}\nchars:         {r.chars}")
 
 
+@cli.command()
+@click.argument("checkpoint")
+@click.argument("out", type=click.Path(dir_okay=False))
+def export(checkpoint, out):
+    """Write CHECKPOINT's weights to OUT (.npz) under PyTorch state_dict names.
+
+    \b
+    Example:
+      charrnn export checkpoints/tinyshakespeare model.npz
+    See the README for loading it into torch.nn.LSTM/GRU/RNN + nn.Linear.
+    """
+    from .api import load
+    from .export import export as run_export
+
+    model = load(checkpoint)
+    run_export(model, out)
+    click.echo(f"wrote {out} ({model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden}, "
+               f"vocabulary {model.cfg.vocab_size})", err=True)
+
+
 def main():
     """Entry point of the `charrnn` command and `python -m charrnn`."""
     cli(prog_name="charrnn")

@@ -1,0 +1,147 @@
+"""The command line through click's CliRunner: the happy path and every kind of bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charrnn.cli import cli
+
+FAST = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "10", "--quiet"]
+
+
+def run(*args, ok=True):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    if ok:
+        assert r.exit_code == 0, (r.output, r.stderr if hasattr(r, "stderr") else "")
+    return r
+
+
+@pytest.fixture
+def trained(tiny_corpus, tmp_path):
+    run("train", tiny_corpus, *FAST, "--max-steps", 30, "--eval-every", 10,
+        "--checkpoint-dir", tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_train_sample_eval(trained, tiny_corpus):
+    assert {p.name for p in trained.iterdir()} == {"best.npz", "last.npz", "metrics.csv"}
+    header = (trained / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,epoch,train_loss,val_loss,lr,chars_per_sec,seconds"
+    r = run("sample", trained, "--length", 40, "--prime", "First", "--seed", 1)
+    assert r.output.startswith("First") and len(r.output) == 45
+    assert run("sample", trained, "--length", 40, "--seed", 1).output == \
+        run("sample", trained, "--length", 40, "--seed", 1).output
+    r = run("eval", trained / "best.npz", tiny_corpus, "--json")
+    d = json.loads(r.output)
+    assert set(d) == {"nats_per_char", "bits_per_char", "perplexity", "chars"}
+    assert d["bits_per_char"] == pytest.approx(d["nats_per_char"] / np.log(2))
+    assert d["perplexity"] == pytest.approx(np.exp(d["nats_per_char"]))
+    assert "perplexity" in run("eval", trained, tiny_corpus).output
+
+
+def test_hello_example(hello_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run("train", hello_file, "--model", "rnn", "--hidden", "16", "--layers", 1, "--batch-size", 4,
+        "--seq-len", 10, "--max-steps", 300, "--lr", 0.01, "--quiet")
+    r = CliRunner().invoke(cli, ["sample", "--prime", "h", "--temp", "0", "--length", "4"])
+    assert r.exit_code == 0
+    assert r.stdout == "hello"
+    assert "using checkpoints/hello/best.npz" in r.stderr
+
+
+def test_export_names_and_shapes(trained, tmp_path):
+    run("export", trained, tmp_path / "w.npz")
+    z = np.load(tmp_path / "w.npz", allow_pickle=False)
+    V = len(json.loads(z["vocab"].tobytes()))
+    assert z["rnn.weight_ih_l0"].shape == (4 * 16, V)
+    assert z["rnn.weight_hh_l0"].shape == (4 * 16, 16)
+    assert z["decoder.weight"].shape == (V, 16)
+
+
+def test_python_dash_m(trained):
+    r = subprocess.run([sys.executable, "-m", "charrnn", "sample", str(trained), "--length", "5",
+                        "--prime", "A", "--seed", "0"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout) == 6
+
+
+def bad(*args, match):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert match in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    return r
+
+
+def test_bad_corpus_inputs(tmp_path):
+    out = tmp_path / "out"
+    bad("train", tmp_path / "missing.txt", "--checkpoint-dir", out, match="no such file")
+    bad("train", tmp_path, "--checkpoint-dir", out, match="is a directory")
+    (tmp_path / "empty.txt").write_text("")
+    bad("train", tmp_path / "empty.txt", "--checkpoint-dir", out, match="empty")
+    (tmp_path / "short.txt").write_text("abc" * 20)
+    bad("train", tmp_path / "short.txt", "--checkpoint-dir", out, match="needs at least 2501")
+    (tmp_path / "bad.txt").write_bytes(b"hello \xc3\x28 world" * 100)
+    bad("train", tmp_path / "bad.txt", "--checkpoint-dir", out, match="invalid UTF-8 at byte offset 6")
+    (tmp_path / "bin.dat").write_bytes(bytes(range(256)) * 50)
+    bad("train", tmp_path / "bin.dat", "--checkpoint-dir", out, match="binary")
+    assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("opt,val,match", [
+    ("--lr", "0", "--lr must be > 0"), ("--lr", "-1", "--lr must be > 0"),
+    ("--hidden", "0", "--hidden must be >= 1"), ("--dropout", "1", "--dropout must be in [0, 1)"),
+    ("--val-fraction", "0", "--val-fraction must be in (0, 0.5]"),
+    ("--val-fraction", "0.6", "--val-fraction must be in (0, 0.5]"),
+    ("--layers", "0", "--layers must be >= 1"), ("--seq-len", "0", "--seq-len must be >= 1")])
+def test_bad_train_numbers(tiny_corpus, tmp_path, opt, val, match):
+    bad("train", tiny_corpus, opt, val, "--checkpoint-dir", tmp_path / "o", match=match)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--temp", "-1"], "--temp must be > 0, or 0 for greedy"),
+    (["--length", "-5"], "--length must be >= 0"),
+    (["--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--prime", "\u2603F"], "not in the model's vocabulary: '\u2603'")])
+def test_bad_sample_options(trained, args, match):
+    bad("sample", trained, *args, match=match)
+
+
+def test_eval_unknown_characters(trained, tmp_path):
+    p = tmp_path / "odd.txt"
+    p.write_text("First Citizen \u00e9\u00e9 \u2603")
+    bad("eval", trained, p, match="not in the model's vocabulary: '\u00e9', '\u2603'")
+    assert "chars" in run("eval", trained, p, "--skip-unknown").output
+
+
+def test_bad_checkpoints(tmp_path):
+    bad("sample", tmp_path / "nope.npz", match="no such checkpoint")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    bad("sample", tmp_path / "junk.npz", match="truncated or corrupt")
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    bad("sample", tmp_path / "foreign.npz", match="not a charrnn checkpoint")
+
+
+def test_truncated_checkpoint(trained, tmp_path):
+    data = (trained / "last.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    bad("sample", tmp_path / "cut.npz", match="truncated or corrupt")
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "missing.txt")])
+    assert r.exit_code != 0 and r.exception is not None and "no such file" in str(r.exception)
+
+
+def test_resume_from_cli(tiny_corpus, tmp_path):
+    d = tmp_path / "r"
+    run("train", tiny_corpus, *FAST, "--max-steps", 6, "--eval-every", 3, "--checkpoint-dir", d)
+    run("train", tiny_corpus, "--max-steps", 9, "--checkpoint-dir", d, "--resume", "--quiet")
+    rows = (d / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 10))
+    bad("train", tiny_corpus, "--seq-len", 20, "--checkpoint-dir", d, "--resume",
+        match="cannot resume with different options: --seq-len 10 -> 20")
