@@ -22,6 +22,7 @@ class LayerCache:
         self.hp = z(B, G * H)        # h_prev @ W_h for the current step
         self.h = z(T + 1, B, H)      # h[0] is the initial state, h[1:] the outputs
         self.c = z(T + 1, B, H) if cell == "lstm" else None
+        self.tc = z(T, B, H) if cell == "lstm" else None       # tanh(c[1:])
         self.act = z(T, B, G * H) if cell != "rnn" else None  # activated gates
         self.hn = z(T, B, H) if cell == "gru" else None       # W_hn h + b_hn
         self.dgx = z(T, B, G * H)    # gradient of input-side pre-activations
@@ -39,7 +40,8 @@ def layer_forward(lc: LayerCache, Wh, bh, relu: bool):
     for t in range(T):
         np.dot(lc.h[t], Wh, out=lc.hp)
         if lc.cell == "lstm":
-            K.lstm_step_forward(lc.h[t + 1], lc.c[t + 1], lc.act[t], lc.xp[t], lc.hp, lc.c[t])
+            K.lstm_step_forward(lc.h[t + 1], lc.c[t + 1], lc.tc[t], lc.act[t], lc.xp[t], lc.hp,
+                                 lc.c[t])
         elif lc.cell == "gru":
             K.gru_step_forward(lc.h[t + 1], lc.act[t], lc.hn[t], lc.xp[t], lc.hp, bh, lc.h[t])
         else:
@@ -58,7 +60,7 @@ def layer_backward(lc: LayerCache, dout, Wh, relu: bool, dh0=None, dc0=None):
     lc.carry[:] = 0.0
     for t in range(T - 1, -1, -1):
         if lc.cell == "lstm":
-            K.lstm_step_backward(lc.dgx[t], lc.dc, lc.act[t], lc.c[t + 1], lc.c[t], dout[t],
+            K.lstm_step_backward(lc.dgx[t], lc.dc, lc.act[t], lc.tc[t], lc.c[t], dout[t],
                                  lc.dh_rec)
         elif lc.cell == "gru":
             K.gru_step_backward(lc.dgx[t], lc.dgh[t], lc.carry, lc.act[t], lc.hn[t], lc.h[t],
