@@ -49,3 +49,33 @@ def export(model, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise CharrnnError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def from_state_dict(weights: dict, cell: str, vocab=None, activation: str = "tanh",
+                    dtype=np.float32):
+    """A Model from PyTorch-named weights (the inverse of state_dict).
+
+    Parameters
+    ----------
+    weights : dict of name -> array
+        rnn.weight_ih_l{k}, rnn.weight_hh_l{k}, rnn.bias_ih_l{k}, rnn.bias_hh_l{k},
+        decoder.weight, decoder.bias, as torch's state_dict() gives them (as numpy arrays).
+    cell : {"rnn", "gru", "lstm"}
+    vocab : Vocab, optional
+    """
+    from .config import GATES, ModelConfig
+    from .model import Model
+
+    V, H = np.shape(weights["decoder.weight"])
+    layers = sum(1 for k in weights if k.startswith("rnn.weight_hh_l"))
+    if np.shape(weights["rnn.weight_hh_l0"]) != (GATES[cell] * H, H):
+        raise CharrnnError(f"weights do not fit a {cell} with hidden size {H}")
+    m = Model(ModelConfig(V, cell, H, layers, activation=activation), dtype=dtype, vocab=vocab)
+    for k in range(layers):
+        m.p[f"l{k}.wx"][...] = np.asarray(weights[f"rnn.weight_ih_l{k}"]).T
+        m.p[f"l{k}.wh"][...] = np.asarray(weights[f"rnn.weight_hh_l{k}"]).T
+        m.p[f"l{k}.bx"][...] = weights[f"rnn.bias_ih_l{k}"]
+        m.p[f"l{k}.bh"][...] = weights[f"rnn.bias_hh_l{k}"]
+    m.p["dec.w"][...] = np.asarray(weights["decoder.weight"]).T
+    m.p["dec.b"][...] = weights["decoder.bias"]
+    return m

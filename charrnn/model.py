@@ -209,6 +209,12 @@ class Model:
         np.dot(xin.reshape(T * B, H).T, dgx, out=self.g[f"l{k}.wx"])
         return (dgx @ self.p[f"l{k}.wx"].T).reshape(T, B, H)
 
+    def logits(self, x, state=None):
+        """Decoder outputs (T, B, V) for input ids x (T, B) from state (default zeros)."""
+        T, B = x.shape
+        self.forward(x, np.zeros_like(x), state or self.zero_state(B))
+        return (self._top @ self.p["dec.w"] + self.p["dec.b"]).reshape(T, B, -1)
+
     def sample(self, length: int = 500, temperature: float = 0.8, prime=None, seed=None,
                top_k: int = 0, top_p: float = 1.0) -> str:
         """Generated text, prime included; see charrnn.sample.sample_chunks."""

@@ -1,0 +1,241 @@
+"""Throughput benchmark: charrnn against PyTorch on this CPU, in one run.
+
+    python bench/throughput.py                       # all six configurations
+    python bench/throughput.py --torch-python /path/to/venv/bin/python --configs lstm-2x128
+
+For each configuration (batch 50, seq 50, vocab 65, Adam, clipping at norm 5) it measures, each in a
+fresh subprocess: training chars/s (after warm-up, median of timed windows of about a second),
+sampling chars/s at batch 1, peak resident memory, and the same for PyTorch when a Python with
+torch is available (this one, or --torch-python). It prints a Markdown table with the ratios and
+the fraction of the machine's float32 GEMM peak (measured in the same run) that training reaches.
+Then: start-up time of `charrnn sample` to its first character (warm kernel cache), and the peak
+memory of `charrnn train` on tinyshakespeare with LSTM 2x128.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CONFIGS = {  # name: (cell, layers, hidden)
+    "lstm-2x128": ("lstm", 2, 128), "lstm-2x256": ("lstm", 2, 256),
+    "lstm-2x512": ("lstm", 2, 512), "lstm-3x512": ("lstm", 3, 512),
+    "gru-2x256": ("gru", 2, 256), "rnn-1x128": ("rnn", 1, 128),
+}
+V, B, T = 65, 50, 50
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def flops_per_char(cell, layers, hidden):
+    """Training FLOPs per character: 3 x forward, layer 0's one-hot product being a gather."""
+    G, H = GATES[cell], hidden
+    fwd = sum(2 * G * H * ((0 if k == 0 else H) + H) for k in range(layers)) + 2 * H * V
+    return 3 * fwd
+
+
+def timed_windows(step, chars_per_call, windows, min_seconds=1.0):
+    """Median chars/s over `windows` windows of at least min_seconds each."""
+    rates = []
+    for _ in range(windows):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            step()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_seconds:
+                break
+        rates.append(n * chars_per_call / dt)
+    return statistics.median(rates), rates
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- workers (run in subprocesses) -------------------------------------------------------------------
+
+def worker_charrnn(cell, layers, hidden, windows):
+    import numpy as np
+    sys.path.insert(0, ROOT)
+    from charrnn.config import ModelConfig
+    from charrnn.data import Vocab
+    from charrnn.model import Model
+    from charrnn.optim import Optimizer, clip_gradients
+    from charrnn.sample import sample_chunks
+
+    rng = np.random.default_rng(0)
+    m = Model(ModelConfig(V, cell, hidden, layers), vocab=Vocab([chr(32 + i) for i in range(V)]))
+    opt = Optimizer("adam", m.params.size)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    state = [m.zero_state(B)]
+
+    def step():
+        _, state[0] = m.loss_and_grad(x, y, state[0])
+        clip_gradients(m.grads, 5.0)
+        opt.step(m.params, m.grads, 2e-3)
+
+    for _ in range(3):
+        step()
+    train, train_all = timed_windows(step, B * T, windows)
+    n = 4000
+    "".join(sample_chunks(m, 200, 1.0, seed=0))  # warm-up
+    sample, _ = timed_windows(lambda: "".join(sample_chunks(m, n, 1.0, seed=0)), n, 3)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    gemm = statistics.median(_time(lambda: a @ a) for _ in range(5))
+    return {"train": train, "train_windows": train_all, "sample": sample,
+            "gemm_gflops": 2 * 2048 ** 3 / gemm / 1e9, "rss": peak_rss_mib()}
+
+
+def worker_torch(cell, layers, hidden, windows):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](V, hidden, layers)
+    dec = torch.nn.Linear(hidden, V)
+    params = list(rnn.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=2e-3)
+    x = torch.randint(0, V, (T, B))
+    y = torch.randint(0, V, (T, B))
+    eye = torch.eye(V)
+    state = [None]
+
+    def detach(s):
+        return None if s is None else (tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach())
+
+    def step():
+        out, s = rnn(eye[x], detach(state[0]))
+        loss = F.cross_entropy(dec(out).reshape(-1, V), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        state[0] = s
+
+    for _ in range(3):
+        step()
+    train, train_all = timed_windows(step, B * T, windows)
+
+    @torch.no_grad()
+    def sample_n(n):
+        s, ch = None, 0
+        for _ in range(n):
+            out, s = rnn(eye[ch].view(1, 1, V), s)
+            p = torch.softmax(dec(out[0, 0]) / 1.0, -1)
+            ch = int(torch.multinomial(p, 1))
+
+    sample_n(20)
+    n = 300
+    sample, _ = timed_windows(lambda: sample_n(n), n, 3)
+    return {"train": train, "train_windows": train_all, "sample": sample, "rss": peak_rss_mib(),
+            "version": torch.__version__}
+
+
+def _time(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def run_worker(python, kind, name, windows):
+    cmd = [python, os.path.abspath(__file__), "--worker", kind, "--configs", name,
+           "--windows", str(windows)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"[{kind} {name} failed]\n{r.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# -- start-up and memory of the real CLI -------------------------------------------------------------
+
+def startup_seconds(tmp, repeats=5):
+    """Seconds from process start to the first sampled character, kernel cache warm."""
+    run_dir = os.path.join(tmp, "run")
+    subprocess.run([sys.executable, "-m", "charrnn", "train", os.path.join(ROOT, "data",
+                    "tinyshakespeare.txt"), "--max-steps", "1", "--eval-every", "1",
+                    "--val-fraction", "0.01", "--quiet", "--checkpoint-dir", run_dir], check=True,
+                   cwd=tmp)
+    cmd = [sys.executable, "-m", "charrnn", "sample", run_dir, "--length", "300", "--seed", "1"]
+    subprocess.run(cmd, capture_output=True, check=True)  # warm the kernel cache
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p.stdout.read(1)
+        times.append(time.perf_counter() - t0)
+        p.communicate()
+    return statistics.median(times)
+
+
+def train_peak_rss(tmp, steps=40):
+    """Peak RSS (MiB) of `charrnn train` on tinyshakespeare, LSTM 2x128, measured from outside."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+    cmd = [sys.executable, "-c", code, sys.executable, "-m", "charrnn", "train",
+           os.path.join(ROOT, "data", "tinyshakespeare.txt"), "--max-steps", str(steps),
+           "--eval-every", str(steps), "--quiet", "--checkpoint-dir", os.path.join(tmp, "mem")]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=tmp)
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def has_torch(python):
+    return subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--windows", type=int, default=5, help="timed training windows per config")
+    ap.add_argument("--torch-python", default=sys.executable,
+                    help="a Python with torch installed (default: this one)")
+    ap.add_argument("--worker", choices=["charrnn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-cli", action="store_true", help="skip the start-up and memory checks")
+    a = ap.parse_args()
+    names = a.configs.split(",")
+    if a.worker:
+        fn = worker_charrnn if a.worker == "charrnn" else worker_torch
+        print(json.dumps(fn(*CONFIGS[names[0]], a.windows)))
+        return
+    torch_ok = has_torch(a.torch_python)
+    print(f"# charrnn throughput, {platform.machine()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}; batch {B}, seq {T}, vocab {V}, Adam")
+    print(f"command: python bench/throughput.py{'' if a.torch_python == sys.executable else ' --torch-python ' + a.torch_python}")
+    if not torch_ok:
+        print("(PyTorch not found: ratios omitted; pass --torch-python)")
+    rows = []
+    for name in names:
+        c = run_worker(sys.executable, "charrnn", name, a.windows)
+        t = run_worker(a.torch_python, "torch", name, a.windows) if torch_ok else None
+        rows.append((name, c, t))
+        print(f"  measured {name}", file=sys.stderr)
+    tv = next((t["version"] for _, _, t in rows if t), None)
+    print(f"\nPyTorch {tv}, 2 threads; chars/s are medians; x = charrnn / PyTorch.\n" if tv else "")
+    print("| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | % GEMM peak | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, c, t in rows:
+        if c is None:
+            continue
+        frac = c["train"] * flops_per_char(*CONFIGS[name]) / 1e9 / c["gemm_gflops"]
+        tt = f"{t['train']:,.0f} | {c['train'] / t['train']:.2f}" if t else "- | -"
+        ts = f"{t['sample']:,.0f} | {c['sample'] / t['sample']:.1f}" if t else "- | -"
+        print(f"| {name} | {c['train']:,.0f} | {tt} | {c['sample']:,.0f} | {ts} | "
+              f"{100 * frac:.0f}% of {c['gemm_gflops']:.0f} GFLOP/s | {c['rss']:.0f} |")
+    if not a.no_cli:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"\nstart-up, `charrnn sample` to first character (warm cache, median of 5): "
+                  f"{startup_seconds(tmp):.2f} s")
+            print(f"peak RSS, `charrnn train` tinyshakespeare LSTM 2x128: {train_peak_rss(tmp):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
