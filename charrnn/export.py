@@ -14,16 +14,18 @@ import numpy as np
 from .errors import CharrnnError
 
 
-def state_dict(model, dtype=np.float32) -> dict[str, np.ndarray]:
-    """The model's weights under PyTorch names and layouts (copies in `dtype`)."""
+def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.ndarray]:
+    """The model's weights (or, with grads=True, their gradients) under PyTorch names and
+    layouts, as copies in `dtype`."""
+    p = model.g if grads else model.p
     out = {}
     for k in range(model.cfg.layers):
-        out[f"rnn.weight_ih_l{k}"] = model.p[f"l{k}.wx"].T
-        out[f"rnn.weight_hh_l{k}"] = model.p[f"l{k}.wh"].T
-        out[f"rnn.bias_ih_l{k}"] = model.p[f"l{k}.bx"]
-        out[f"rnn.bias_hh_l{k}"] = model.p[f"l{k}.bh"]
-    out["decoder.weight"] = model.p["dec.w"].T
-    out["decoder.bias"] = model.p["dec.b"]
+        out[f"rnn.weight_ih_l{k}"] = p[f"l{k}.wx"].T
+        out[f"rnn.weight_hh_l{k}"] = p[f"l{k}.wh"].T
+        out[f"rnn.bias_ih_l{k}"] = p[f"l{k}.bx"]
+        out[f"rnn.bias_hh_l{k}"] = p[f"l{k}.bh"]
+    out["decoder.weight"] = p["dec.w"].T
+    out["decoder.bias"] = p["dec.b"]
     return {k: np.array(v, dtype=dtype) for k, v in out.items()}
 
 
