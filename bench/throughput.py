@@ -62,14 +62,15 @@ def peak_rss_mib():
 
 # -- workers (run in subprocesses) -------------------------------------------------------------------
 
-def worker_charrnn(cell, layers, hidden, windows):
+def charrnn_training_step(cell, layers, hidden):
+    """A charrnn model and a function doing one full training step on a fixed random batch:
+    forward, backward, clipping at norm 5, Adam (what `charrnn train` does per step)."""
     import numpy as np
     sys.path.insert(0, ROOT)
     from charrnn.config import ModelConfig
     from charrnn.data import Vocab
     from charrnn.model import Model
     from charrnn.optim import Optimizer, clip_gradients
-    from charrnn.sample import sample_chunks
 
     rng = np.random.default_rng(0)
     m = Model(ModelConfig(V, cell, hidden, layers), vocab=Vocab([chr(32 + i) for i in range(V)]))
@@ -82,6 +83,15 @@ def worker_charrnn(cell, layers, hidden, windows):
         clip_gradients(m.grads, 5.0)
         opt.step(m.params, m.grads, 2e-3)
 
+    return m, step
+
+
+def worker_charrnn(cell, layers, hidden, windows):
+    import numpy as np
+    from charrnn.sample import sample_chunks
+
+    m, step = charrnn_training_step(cell, layers, hidden)
+    rng = np.random.default_rng(1)
     for _ in range(3):
         step()
     train, train_all = timed_windows(step, B * T, windows)

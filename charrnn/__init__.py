@@ -10,11 +10,12 @@ The library API does everything the CLI does::
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import load, resolve_checkpoint
+from .api import info, load, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Vocab, one_hot, read_text
 from .errors import CharrnnError
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, evaluate, evaluate_file
+from .export import export, from_state_dict, state_dict
 from .model import Model
 from .sample import sample, sample_chunks
 from .train import TrainResult, train
@@ -25,5 +26,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+src"
 
 __all__ = ["CharrnnError", "EvalResult", "Model", "ModelConfig", "TrainConfig", "TrainResult",
-           "Vocab", "evaluate", "load", "one_hot", "read_text", "resolve_checkpoint", "sample",
-           "sample_chunks", "train", "__version__"]
+           "Vocab", "evaluate", "evaluate_file", "export", "from_state_dict", "info", "load",
+           "one_hot", "read_text", "resolve_checkpoint", "sample", "sample_chunks", "state_dict",
+           "train", "__version__"]

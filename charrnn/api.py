@@ -59,3 +59,32 @@ def load(path=None) -> Model:
     model.meta = meta
     model.path = file
     return model
+
+
+def info(path=None) -> dict:
+    """What a checkpoint holds, as a JSON-ready dict: model, size, vocabulary, progress, options.
+
+    Parameters
+    ----------
+    path : checkpoint file, run directory or None (as for load).
+    """
+    import math
+
+    from .model import num_params
+
+    file = resolve_checkpoint(path)
+    meta, _ = ckpt.load(file)
+    cfg = from_dict(ModelConfig, meta["model"])
+    prog = meta.get("progress", {})
+    best = prog.get("best_val_loss")
+    return {
+        "checkpoint": str(file), "format_version": meta["format_version"], "cell": cfg.cell,
+        "layers": cfg.layers, "hidden": cfg.hidden, "dropout": cfg.dropout,
+        "activation": cfg.activation, "parameters": num_params(cfg),
+        "vocab_size": cfg.vocab_size, "vocab_preview": "".join(meta["vocab"][:80]),
+        "encoding": meta.get("encoding", "utf-8"), "steps": prog.get("step"),
+        "epoch": prog.get("epoch"), "chars_seen": prog.get("chars_seen"),
+        "train_seconds": prog.get("seconds"), "best_val_loss": best,
+        "best_val_bits_per_char": None if best is None else best / math.log(2),
+        "corpus": meta.get("corpus", {}).get("path"), "train_options": meta.get("train", {}),
+    }

@@ -79,10 +79,16 @@ def cli(ctx, debug):
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="The last part of the text held out for validation.")
+@click.option("--val-max-chars", type=int, default=1_000_000, show_default=True,
+              help="Validate on at most this many characters of the held-out part.")
 @click.option("--eval-every", type=int, default=200, show_default=True,
               help="Validate (and write last.npz) every N steps.")
 @click.option("--checkpoint-every", type=int, default=0, show_default=True,
               help="Also write last.npz every N steps (0: only at validations).")
+@click.option("--checkpoint-interval", type=float, default=None,
+              help="Also write last.npz every this many seconds.")
+@click.option("--keep", type=int, default=0, show_default=True,
+              help="Also keep numbered checkpoints ckpt-<step>.npz, the K newest.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: checkpoints/<corpus name>].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -90,10 +96,13 @@ def cli(ctx, debug):
               show_default=True, help="Read the corpus as UTF-8 characters or raw bytes.")
 @click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Continue the run in --checkpoint-dir (or from PATH) exactly where it stopped.")
+@click.option("--sample-every", type=int, default=0, show_default=True,
+              help="Print a sample every N steps (0: never).")
+@click.option("--sample-length", type=int, default=200, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir, resume, quiet,
-          **options):
+          sample_every, sample_length, **options):
     """Train a model on CORPUS (default: the bundled tinyshakespeare).
 
     \b
@@ -109,7 +118,8 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
                                                                         checkpoint_dir, corpus)
     result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
                        activation=activation, checkpoint_dir=checkpoint_dir,
-                       resume=(True if resume == "" else resume), progress=not quiet)
+                       resume=(True if resume == "" else resume), progress=not quiet,
+                       sample_every=sample_every, sample_length=sample_length)
     if not quiet:
         click.echo(f"{result.stopped} at step {result.step}: best validation loss "
                    f"{result.best_val_loss:.4f} nats/char "
@@ -128,35 +138,77 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
 
 @cli.command()
 @click.argument("checkpoint", required=False)
-@click.option("--temp", "temperature", type=float, default=0.8, show_default=True,
-              help="Sampling temperature; 0 is greedy.")
+@click.option("--temp", "temps", default="0.8", show_default=True,
+              help="Sampling temperature, 0 for greedy; a list like 0.5,1.0 compares several.")
 @click.option("--length", type=int, default=500, show_default=True, help="Characters to generate.")
 @click.option("--prime", default=None, help="Text to start from (printed first).")
 @click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k most likely (0: all).")
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold.")
-def sample(checkpoint, temperature, length, prime, seed, top_k, top_p):
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples per temperature.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, output):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
     Example:
       charrnn sample checkpoints/tinyshakespeare --temp 0.8 --prime "ROMEO:" --length 300
+      charrnn sample --temp 0.5,1.0 --num-samples 2 --seed 1
     """
-    from .api import load
+    from .api import load, resolve_checkpoint
     from .sample import check_sampling, sample_chunks
 
-    check_sampling(length, temperature, top_k, top_p)
+    temperatures = _parse_temps(temps)
+    for t in temperatures:
+        check_sampling(length, t, top_k, top_p)
+    if num_samples < 1:
+        raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     if checkpoint is None:
-        from .api import resolve_checkpoint
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
     model = load(checkpoint)
-    out = _text_writer(model.meta.get("encoding", "utf-8"))
-    text = ""
-    for text in sample_chunks(model, length, temperature, prime, seed, top_k, top_p):
-        out(text)
-    if sys.stdout.isatty() and not text.endswith("\n"):
+    encoding = model.meta.get("encoding", "utf-8")
+    runs = [(t, k) for t in temperatures for k in range(num_samples)]
+    parts = []
+    out = _collect(parts) if output else _text_writer(encoding)
+    for t, k in runs:
+        if len(runs) > 1:
+            out(f"{'' if (t, k) == runs[0] else chr(10)}--- temperature {t}, sample {k + 1} ---\n")
+        text = ""
+        for text in sample_chunks(model, length, t, prime, None if seed is None else seed + k,
+                                  top_k, top_p):
+            out(text)
+    if output:
+        _write_atomic(output, "".join(parts), encoding)
+        click.echo(f"wrote {output}", err=True)
+    elif sys.stdout.isatty() and not text.endswith("\n"):
         out("\n")
+
+
+def _parse_temps(temps: str) -> list[float]:
+    try:
+        return [float(t) for t in temps.split(",")]
+    except ValueError:
+        raise CharrnnError(f"--temp must be a number or a comma-separated list, got {temps!r}") from None
+
+
+def _collect(parts: list):
+    return parts.append
+
+
+def _write_atomic(path: str, text: str, encoding: str) -> None:
+    """Write the whole output or nothing: temporary file, then rename."""
+    data = text.encode("latin-1" if encoding == "bytes" else "utf-8")
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CharrnnError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _text_writer(encoding: str):
@@ -187,17 +239,12 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
       charrnn eval checkpoints/tinyshakespeare data/tinyshakespeare.txt --json
     """
     from .api import load
-    from .data import read_text
-    from .evaluate import evaluate as run_eval
+    from .evaluate import evaluate_file
 
     if batch_size < 1:
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
     model = load(checkpoint)
-    text = read_text(textfile, model.meta.get("encoding", "utf-8"))
-    try:
-        r = run_eval(model, text, batch_size=batch_size, skip_unknown=skip_unknown)
-    except CharrnnError as e:
-        raise CharrnnError(f"{textfile}: {e} (use --skip-unknown to ignore them)") from None
+    r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown)
     if as_json:
         click.echo(json.dumps(r.to_dict()))
     else:
@@ -223,6 +270,96 @@ def export(checkpoint, out):
     run_export(model, out)
     click.echo(f"wrote {out} ({model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden}, "
                f"vocabulary {model.cfg.vocab_size})", err=True)
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(checkpoint, as_json):
+    """Describe CHECKPOINT: model, size, vocabulary, progress and training options.
+
+    \b
+    Example:
+      charrnn info checkpoints/tinyshakespeare
+    """
+    from .api import info as get_info
+
+    d = get_info(checkpoint)
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    bpc = d["best_val_bits_per_char"]
+    lines = [
+        f"checkpoint:      {d['checkpoint']} (format {d['format_version']})",
+        f"model:           {d['cell']} {d['layers']}x{d['hidden']}"
+        + (f", {d['activation']}" if d["cell"] == "rnn" else "")
+        + (f", dropout {d['dropout']}" if d["dropout"] else ""),
+        f"parameters:      {d['parameters']:,}",
+        f"vocabulary:      {d['vocab_size']} ({d['encoding']}): {d['vocab_preview']!r}",
+        f"steps:           {d['steps']:,} (epoch {d['epoch']:.2f}), {d['chars_seen']:,} characters",
+        f"training time:   {d['train_seconds']:.0f} s",
+        "best validation: " + ("none yet" if bpc is None else
+                               f"{d['best_val_loss']:.4f} nats/char, {bpc:.4f} bits/char"),
+        f"corpus:          {d['corpus']}",
+        "options:         " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
+                                       d["train_options"].items() if v is not None),
+    ]
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG (needs matplotlib: pip install 'charrnn[plot]').")
+def plot(run_dir, output):
+    """Plot training and validation loss (bits per char) of RUN_DIR against characters seen.
+
+    \b
+    Example:
+      charrnn plot checkpoints/tinyshakespeare -o loss.png
+      charrnn plot checkpoints/tinyshakespeare          # text plot in the terminal
+    """
+    from .plot import plot_png, plot_text
+
+    if output:
+        plot_png(run_dir, output)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(plot_text(run_dir))
+
+
+@cli.group()
+def demo():
+    """Live walk-throughs of small models."""
+
+
+@demo.command(name="hello")
+@click.option("--word", default="hello", show_default=True, help="The word to learn.")
+@click.option("--hidden", type=int, default=3, show_default=True, help="Hidden size.")
+@click.option("--steps", type=int, default=300, show_default=True, help="Training steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_hello(word, hidden, steps, seed):
+    """The cs231n example: a vanilla RNN learns to spell "hello" from h, e, l, o.
+
+    \b
+    Example:
+      charrnn demo hello --word hello --hidden 3
+    """
+    from .demo import format_steps, hello
+
+    r = hello(word, hidden, steps, seed)
+    v = r["vocab"]
+    click.echo(f"vocabulary {v}; vanilla RNN, hidden size {hidden}; input {word[:-1]!r}, "
+               f"targets {word[1:]!r}\n")
+    click.echo(f"before training (loss {r['losses'][0] if r['losses'] else float('nan'):.3f}):")
+    click.echo(format_steps(r["before"], v))
+    click.echo(f"\nafter {steps} Adam steps (loss {r['losses'][-1] if r['losses'] else float('nan'):.4f}):")
+    click.echo(format_steps(r["after"], v))
+    click.echo(f"\nsamples from {word[0]!r}:")
+    for t, text in r["samples"].items():
+        click.echo(f"  temperature {t}: {text!r}")
+    click.echo("\nTemperature 0 always takes the most likely next character; higher temperatures "
+               "flatten the distribution and let less likely characters through.")
 
 
 def main():

@@ -79,8 +79,11 @@ class TrainConfig:
     epochs: float | None = None
     time_limit: float | None = None
     val_fraction: float = 0.1
+    val_max_chars: int = 1_000_000
     eval_every: int = 200
     checkpoint_every: int = 0
+    checkpoint_interval: float | None = None
+    keep: int = 0
     seed: int = 0
     encoding: str = "utf-8"
 
@@ -108,9 +111,13 @@ class TrainConfig:
               f"--time-limit must be > 0 seconds, got {self.time_limit}")
         check(0.0 < self.val_fraction <= 0.5,
               f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
+        check(self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}")
         check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
         check(self.checkpoint_every >= 0,
               f"--checkpoint-every must be >= 0 (0: only at evaluations), got {self.checkpoint_every}")
+        check(self.checkpoint_interval is None or self.checkpoint_interval > 0,
+              f"--checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
+        check(self.keep >= 0, f"--keep must be >= 0, got {self.keep}")
         check(self.encoding in ("utf-8", "bytes"),
               f"--encoding must be utf-8 or bytes, got {self.encoding!r}")
 

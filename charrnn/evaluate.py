@@ -73,3 +73,37 @@ def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
     """
     ids = model.vocab.encode(text, skip_unknown=skip_unknown)
     return evaluate_ids(model, ids, batch_size, seq_len)
+
+
+class _Remapped:
+    """ids of one vocabulary seen through a lookup table into another, window by window."""
+
+    def __init__(self, ids, table):
+        self.ids, self.table = ids, table
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, idx):
+        return self.table[self.ids[idx]]
+
+
+def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
+                  skip_unknown: bool = False) -> EvalResult:
+    """evaluate() for a file of any size: encoded once to the memory-mapped corpus cache (in the
+    encoding the model was trained with), then read window by window."""
+    from .corpus import load_corpus
+
+    corpus = load_corpus(path, getattr(model, "meta", {}).get("encoding", "utf-8"))
+    missing = model.vocab.unknown("".join(corpus.vocab.chars))
+    if missing and not skip_unknown:
+        shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise CharrnnError(f"{path}: {len(missing)} character(s) not in the model's vocabulary: "
+                           f"{shown} (use --skip-unknown to ignore them)")
+    table = np.array([model.vocab.index.get(c, -1) for c in corpus.vocab.chars], np.int64)
+    ids = corpus.ids
+    if missing:  # dropping characters needs a filtered copy
+        ids = np.asarray(table[ids])
+        ids = ids[ids >= 0]
+        table = np.arange(len(model.vocab), dtype=np.int64)
+    return evaluate_ids(model, _Remapped(ids, table), batch_size, seq_len)

@@ -178,7 +178,7 @@ class Model:
         K.xent_backward(dlogits, self._probs, self._targets, self.dtype.type(1.0 / N))
         np.dot(self._top.T, dlogits, out=self.g["dec.w"])
         self.g["dec.b"][:] = dlogits.sum(axis=0)
-        dout = (dlogits @ self.p["dec.w"].T).reshape(T, B, cfg.hidden)  # (T, B, H)
+        dout = np.dot(dlogits, self.p["dec.w"].T).reshape(T, B, cfg.hidden)  # (T, B, H)
         dh0 = np.zeros((cfg.layers, B, cfg.hidden), self.dtype) if want_state_grad else None
         dc0 = np.zeros_like(dh0) if want_state_grad else None
         for k in range(cfg.layers - 1, -1, -1):
@@ -207,7 +207,7 @@ class Model:
         prev = self._layers[k - 1]
         xin = inp if prev.drop is None else inp * prev.drop
         np.dot(xin.reshape(T * B, H).T, dgx, out=self.g[f"l{k}.wx"])
-        return (dgx @ self.p[f"l{k}.wx"].T).reshape(T, B, H)
+        return np.dot(dgx, self.p[f"l{k}.wx"].T).reshape(T, B, H)
 
     def logits(self, x, state=None):
         """Decoder outputs (T, B, V) for input ids x (T, B) from state (default zeros)."""

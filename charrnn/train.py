@@ -9,7 +9,6 @@ epoch and the window within it).
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 import signal
@@ -22,7 +21,8 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .data import Batches, Vocab, read_text, require_windows, split
+from .corpus import load_corpus
+from .data import Batches, require_windows, split
 from .errors import CharrnnError
 from .evaluate import evaluate_ids
 from .model import Model
@@ -30,8 +30,10 @@ from .optim import Optimizer, clip_gradients, learning_rate
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
 DEFAULT_EPOCHS = 10
+MAX_VOCAB = 65536
 METRICS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "seconds")
 # Options that change what the next steps compute: a resumed run must keep them.
+# Everything else (stopping, evaluation and checkpoint cadence) may change.
 MUST_MATCH = ("seq_len", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
               "grad_clip", "clip_mode", "lr_schedule", "warmup_steps", "lr_decay",
               "lr_decay_after", "val_fraction", "seed", "encoding")
@@ -66,7 +68,8 @@ def default_run_dir(corpus) -> Path:
 
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
           hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
-          checkpoint_dir=None, resume=None, progress: bool = True) -> TrainResult:
+          checkpoint_dir=None, resume=None, progress: bool = True, sample_every: int = 0,
+          sample_length: int = 200) -> TrainResult:
     """Train a character-level model on a text file.
 
     Parameters
@@ -83,6 +86,10 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
         True: continue from <checkpoint_dir>/last.npz; a path: continue from that checkpoint.
     progress : bool
         Show a progress bar (or plain lines when stderr is not a terminal).
+    sample_every, sample_length : int
+        Print a sample of sample_length characters (temperature 0.8) every sample_every steps
+        (0: never), above the progress bar. Samples use their own seed (the step number), so they
+        do not change training.
 
     Returns
     -------
@@ -94,23 +101,32 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     if saved is not None:
         config = _resume_config(saved[0], config)
     config = config or TrainConfig()
-    text = read_text(corpus, config.encoding)
-    vocab = Vocab(saved[0]["vocab"]) if saved else Vocab.from_text(text)
-    ids = vocab.encode(text) if saved is None else _encode_for_resume(vocab, text, corpus)
-    train_ids, val_ids = split(ids, config.val_fraction)
+    if saved is None:  # check the model options before the (possibly long) corpus encoding
+        ModelConfig(1, cell, hidden, layers, dropout, activation)
+    data = load_corpus(corpus, config.encoding)
+    vocab = data.vocab
+    if len(vocab) > MAX_VOCAB:
+        raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
+                           f"{MAX_VOCAB:,} (the one-hot input and the output layer grow with the "
+                           "vocabulary); use --encoding bytes for a 256-symbol vocabulary")
+    train_ids, val_ids = split(data.ids, config.val_fraction)
+    val_ids = val_ids[: config.val_max_chars]
     require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
     if len(val_ids) < 2:
         raise CharrnnError(f"{corpus}: the validation part (--val-fraction {config.val_fraction}) "
                            "has fewer than 2 characters; use a longer text or a larger fraction")
-    corpus_id = {"path": str(corpus), "chars": len(ids), "hash": _hash_ids(ids)}
+    corpus_id = data.identity()
     if saved is None:
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
     else:
-        model = _model_from(saved, vocab)
         _check_same_corpus(saved[0], corpus_id, corpus)
+        model = _model_from(saved, vocab)
+    if sample_every < 0 or sample_length < 1:
+        raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
     run = _Run(model, config, Batches(train_ids, config.batch_size, config.seq_len), val_ids,
                run_dir, corpus_id, progress)
+    run.sample_every, run.sample_length = sample_every, sample_length
     if saved is not None:
         run.restore(*saved)
     else:
@@ -130,6 +146,8 @@ class _Run:
         self.prog = _Progress()
         self.total = self._total_steps()
         self.stop_signal = None
+        self.last_write = time.monotonic()
+        self.sample_every, self.sample_length = 0, 200
 
     def _total_steps(self) -> int | None:
         c, w = self.cfg, self.batches.windows
@@ -142,9 +160,19 @@ class _Run:
     # -- start / resume --------------------------------------------------------------------------
 
     def start_fresh(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "metrics.csv", "w", newline="") as f:
-            csv.writer(f).writerow(METRICS)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "metrics.csv", "w", newline="") as f:
+                csv.writer(f).writerow(METRICS)
+        except OSError as e:
+            raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
+                               "another --checkpoint-dir") from None
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self):
+        """A process killed while writing a checkpoint leaves its temporary file: never whole."""
+        for tmp in self.run_dir.glob(".tmp-*.npz"):
+            tmp.unlink(missing_ok=True)
 
     def restore(self, meta, arrays):
         """Continue exactly where a checkpoint left off."""
@@ -158,6 +186,7 @@ class _Run:
         if arrays["state_h"].shape[1] == self.cfg.batch_size:
             self.state = (arrays["state_h"].copy(), arrays["state_c"].copy())
         self._truncate_metrics(self.prog.step)
+        self._remove_stale_temporaries()
 
     def _truncate_metrics(self, step: int):
         """Drop log rows past the checkpoint's step, so a resumed log has no duplicate steps."""
@@ -166,7 +195,8 @@ class _Run:
         if path.exists():
             with open(path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
-        rows = [r for r in rows if r and int(r[0]) <= step]
+        # A kill can cut the last row short; such a row is after the checkpoint anyway.
+        rows = [r for r in rows if len(r) == len(METRICS) and r[0].isdigit() and int(r[0]) <= step]
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
             csv.writer(f).writerows([METRICS] + rows)
@@ -200,10 +230,12 @@ class _Run:
                 writer.writerow([self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
                                  "" if val is None else f"{val:.6f}", f"{lr:.6g}",
                                  f"{speed:.0f}", f"{self.prog.seconds:.3f}"])
-                if val is not None or (c.checkpoint_every and self.prog.step % c.checkpoint_every == 0):
+                if self._checkpoint_due(val is not None):
                     log.flush()
-                    self.save("last.npz")
+                    self.checkpoint()
                 bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
+                if self.sample_every and self.prog.step % self.sample_every == 0:
+                    bar.write(self._sample_text())
         finally:
             self._restore_signals(old)
             log.flush()
@@ -212,12 +244,17 @@ class _Run:
         if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
             self._evaluate_and_keep_best()
         log.close()
-        self.save("last.npz")
+        self.checkpoint()
         if stopped == "interrupted":
             print(f"interrupted: saved {self.run_dir / 'last.npz'} at step {self.prog.step}; "
                   "continue with --resume", file=sys.stderr)
         return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
                            self.prog.last_val_loss, stopped)
+
+    def _sample_text(self) -> str:
+        from .sample import sample
+        text = sample(self.model, self.sample_length, 0.8, seed=self.prog.step)
+        return f"--- sample at step {self.prog.step} ---\n{text}\n---"
 
     @property
     def epoch(self) -> float:
@@ -259,6 +296,22 @@ class _Run:
         return val.nats_per_char
 
     # -- checkpoints and signals -------------------------------------------------------------------
+
+    def _checkpoint_due(self, evaluated: bool) -> bool:
+        c = self.cfg
+        if evaluated or (c.checkpoint_every and self.prog.step % c.checkpoint_every == 0):
+            return True
+        return bool(c.checkpoint_interval) and \
+            time.monotonic() - self.last_write >= c.checkpoint_interval
+
+    def checkpoint(self):
+        """last.npz, plus a numbered ckpt-<step>.npz when --keep K keeps the K newest of those."""
+        self.save("last.npz")
+        self.last_write = time.monotonic()
+        if self.cfg.keep:
+            self.save(f"ckpt-{self.prog.step:08d}.npz")
+            for old in sorted(self.run_dir.glob("ckpt-*.npz"))[:-self.cfg.keep]:
+                old.unlink()
 
     def save(self, name: str):
         """Write run_dir/name atomically with everything needed to resume."""
@@ -317,6 +370,15 @@ class _Bar:
             self.last_print = time.monotonic()
             print(f"step {step}: {text}", file=sys.stderr, flush=True)
 
+    def write(self, text: str):
+        """Print above the bar (the bar stays at the bottom)."""
+        if not self.show:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
@@ -356,14 +418,6 @@ def _resume_config(meta: dict, given: TrainConfig | None) -> TrainConfig:
     return given
 
 
-def _encode_for_resume(vocab: Vocab, text: str, corpus) -> np.ndarray:
-    missing = vocab.unknown(text)
-    if missing:
-        raise CharrnnError(f"cannot resume: {corpus} is not the corpus this run was trained on "
-                           f"(it has characters the run has never seen: {missing[:5]})")
-    return vocab.encode(text)
-
-
 def _check_same_corpus(meta: dict, corpus_id: dict, corpus):
     saved = meta.get("corpus", {})
     if saved.get("hash") != corpus_id["hash"]:
@@ -375,10 +429,6 @@ def _check_same_corpus(meta: dict, corpus_id: dict, corpus):
 def _model_from(saved, vocab) -> Model:
     meta, arrays = saved
     return Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"], vocab=vocab)
-
-
-def _hash_ids(ids: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16).hexdigest()
 
 
 def _str(x: float):

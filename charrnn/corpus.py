@@ -1,0 +1,149 @@
+"""Corpora of any size: encode once, in chunks, to a compact binary cache, then memory-map it.
+
+The cache for `dir/name.txt` lives in `dir/.charrnn-cache/` (or, if that directory cannot be
+written, in `$XDG_CACHE_HOME/charrnn` / `~/.cache/charrnn`): `name.<key>.ids` holds one uint8 or
+uint16 id per character (uint32 past 65,536 distinct characters) and `name.<key>.json` the
+vocabulary, the character count and a hash of the whole file. It is reused while the file's size,
+modification time and a hash of its first MiB are unchanged. Encoding streams: memory stays at a
+few chunks whatever the file size.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import Vocab
+from .errors import CharrnnError
+
+CHUNK = 16 << 20  # bytes per read
+HEAD = 1 << 20    # bytes hashed for the cache key
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """An encoded corpus: ids (memory-mapped, read-only), its vocabulary and identity."""
+
+    ids: np.ndarray
+    vocab: Vocab
+    path: str
+    hash: str  # blake2b of the file's bytes
+
+    def identity(self) -> dict:
+        return {"path": self.path, "chars": int(len(self.ids)), "hash": self.hash}
+
+
+def load_corpus(path, encoding: str = "utf-8", cache_dir=None) -> Corpus:
+    """Encode `path` (or reuse its cache) and memory-map the ids.
+
+    Raises CharrnnError for a missing file, a directory, an empty file, invalid UTF-8 (with the
+    byte offset) or a binary file (NUL byte), exactly as data.read_text does.
+    """
+    path = os.fspath(path)
+    st = _stat(path)
+    with open(path, "rb") as f:
+        head = f.read(HEAD)
+    key = hashlib.blake2b(f"{CACHE_VERSION}|{encoding}|{st.st_size}|{st.st_mtime_ns}".encode()
+                          + head, digest_size=8).hexdigest()
+    folder = _cache_folder(path, cache_dir)
+    stem = f"{Path(path).name}.{key}"
+    meta_path, ids_path = folder / f"{stem}.json", folder / f"{stem}.ids"
+    if not (meta_path.is_file() and ids_path.is_file()):
+        _encode_to_cache(path, encoding, meta_path, ids_path)
+    meta = json.loads(meta_path.read_text())
+    vocab = Vocab(meta["vocab"])
+    ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["chars"],))
+    return Corpus(ids, vocab, path, meta["hash"])
+
+
+def _stat(path: str):
+    if not os.path.exists(path):
+        raise CharrnnError(f"{path}: no such file; check the path")
+    if os.path.isdir(path):
+        raise CharrnnError(f"{path}: is a directory, expected a text file")
+    st = os.stat(path)
+    if st.st_size == 0:
+        raise CharrnnError(f"{path}: the file is empty; give a text file with some characters in it")
+    return st
+
+
+def _cache_folder(path: str, cache_dir) -> Path:
+    candidates = [Path(cache_dir)] if cache_dir else [
+        Path(path).resolve().parent / ".charrnn-cache",
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "charrnn"]
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder
+        except OSError:
+            continue
+    raise CharrnnError(f"{path}: no writable cache directory for the encoded corpus "
+                       f"(tried {', '.join(map(str, candidates))})")
+
+
+def _chunks(path: str, encoding: str):
+    """Yield (text, raw bytes) per chunk, decoding strictly; errors carry absolute offsets."""
+    dec = codecs.getincrementaldecoder("latin-1" if encoding == "bytes" else "utf-8")("strict")
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(CHUNK)
+            final = not raw
+            nul = raw.find(b"\x00") if encoding != "bytes" else -1
+            if nul >= 0:
+                raise CharrnnError(f"{path}: looks like a binary file (NUL byte at offset "
+                                   f"{offset + nul}); use a text file, or --encoding bytes to "
+                                   "model raw bytes")
+            pending = len(dec.getstate()[0])
+            try:
+                text = dec.decode(raw, final=final)
+            except UnicodeDecodeError as e:
+                raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
+                                   "fix the file or use --encoding bytes") from None
+            yield text, raw
+            offset += len(raw)
+            if final:
+                return
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) -> None:
+    """Two streaming passes: vocabulary and hash, then ids written to a temporary file + rename."""
+    seen, n, h = set(), 0, hashlib.blake2b(digest_size=16)
+    for text, raw in _chunks(path, encoding):
+        h.update(raw)
+        if text:
+            seen.update(np.unique(_codes(text)).tolist())
+            n += len(text)
+    vocab = Vocab(sorted(chr(c) for c in seen))
+    table = np.zeros(max(seen) + 1, dtype=vocab.dtype)
+    table[sorted(seen)] = np.arange(len(vocab), dtype=vocab.dtype)
+    tmp = ids_path.with_name(ids_path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as out:
+            for text, _ in _chunks(path, encoding):
+                if text:
+                    out.write(table[_codes(text)].tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, ids_path)
+        meta = {"version": CACHE_VERSION, "vocab": vocab.chars, "chars": n,
+                "dtype": np.dtype(vocab.dtype).name, "hash": h.hexdigest(), "source": path}
+        meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+        meta_tmp.write_text(json.dumps(meta))
+        os.replace(meta_tmp, meta_path)
+    except OSError as e:
+        raise CharrnnError(f"cannot write the corpus cache {ids_path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()

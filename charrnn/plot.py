@@ -1,0 +1,107 @@
+"""Loss curves from a run's metrics.csv: a PNG with matplotlib (optional), or text in a terminal."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CharrnnError
+
+LN2 = math.log(2)
+
+
+def read_metrics(run_dir) -> dict[str, np.ndarray]:
+    """Characters seen, train and validation bits per char from run_dir/metrics.csv.
+
+    Returns arrays "chars", "train_bpc" (per step, smoothed over 1% of the run) and
+    "val_chars", "val_bpc" (at each validation).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        raise CharrnnError(f"{run_dir}: no metrics.csv here; give a run directory written by "
+                           "`charrnn train`")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise CharrnnError(f"{path}: no training steps logged yet")
+    per_step = _chars_per_step(run_dir)
+    step = np.array([int(r["step"]) for r in rows])
+    train = np.array([float(r["train_loss"]) for r in rows]) / LN2
+    k = max(1, len(train) // 100)
+    smooth = np.convolve(train, np.ones(k) / k, mode="valid")
+    val = [(int(r["step"]), float(r["val_loss"]) / LN2) for r in rows if r["val_loss"]]
+    return {"chars": step[k - 1:] * per_step, "train_bpc": smooth,
+            "val_chars": np.array([s for s, _ in val]) * per_step,
+            "val_bpc": np.array([v for _, v in val])}
+
+
+def _chars_per_step(run_dir: Path) -> int:
+    from . import checkpoint as ckpt
+    for name in ("last.npz", "best.npz"):
+        if (run_dir / name).is_file():
+            train = ckpt.load(run_dir / name)[0]["train"]
+            return train["batch_size"] * train["seq_len"]
+    raise CharrnnError(f"{run_dir}: no last.npz to read the batch shape from")
+
+
+def plot_png(run_dir, out) -> None:
+    """Write a PNG of training and validation bits per char against characters seen."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CharrnnError("plotting to a PNG needs matplotlib: pip install 'charrnn[plot]' "
+                           "(without -o, a text plot is shown instead)") from None
+    m = read_metrics(run_dir)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    ax.plot(m["chars"], m["train_bpc"], lw=1, label="train (smoothed)")
+    if len(m["val_bpc"]):
+        ax.plot(m["val_chars"], m["val_bpc"], "o-", ms=3, label="validation")
+    ax.set_xlabel("characters seen")
+    ax.set_ylabel("bits per character")
+    ax.set_title(f"charrnn: {Path(run_dir).name}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = f"{out}.tmp.png"
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise CharrnnError(f"cannot write {out}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def plot_text(run_dir, width: int = 64, height: int = 16) -> str:
+    """A plain-text plot: '.' training (smoothed), 'o' validation; y in bits per char."""
+    m = read_metrics(run_dir)
+    xs = np.concatenate([m["chars"], m["val_chars"]])
+    ys = np.concatenate([m["train_bpc"], m["val_bpc"]])
+    x0, x1 = xs.min(), max(xs.max(), xs.min() + 1)
+    y0, y1 = ys.min(), max(ys.max(), ys.min() + 1e-6)
+    grid = [[" "] * width for _ in range(height)]
+
+    def put(x, y, ch):
+        c = int((x - x0) / (x1 - x0) * (width - 1))
+        r = height - 1 - int((y - y0) / (y1 - y0) * (height - 1))
+        if grid[r][c] != "o":
+            grid[r][c] = ch
+
+    for x, y in zip(m["chars"], m["train_bpc"]):
+        put(x, y, ".")
+    for x, y in zip(m["val_chars"], m["val_bpc"]):
+        put(x, y, "o")
+    lines = [f"{y1 - (y1 - y0) * i / (height - 1):6.2f} |" + "".join(row)
+             for i, row in enumerate(grid)]
+    lines.append(" " * 7 + "+" + "-" * width)
+    lines.append(" " * 8 + f"{x0:,.0f}".ljust(width - 12) + f"{x1:,.0f}".rjust(12))
+    lines.append(" " * 8 + "characters seen; bits per char: '.' train (smoothed), 'o' validation")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Never lose work: kills at random moments, failed writes, corpus cache, large-vocabulary errors."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn import checkpoint as ckpt
+from charrnn import corpus as corpus_mod
+from charrnn.cli import cli
+from charrnn.errors import CharrnnError
+
+FAST = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "10"]
+
+
+def train_cmd(corpus, run_dir, steps):
+    return [sys.executable, "-m", "charrnn", "train", str(corpus), *FAST, "--max-steps", str(steps),
+            "--eval-every", "5", "--checkpoint-every", "1", "--quiet", "--checkpoint-dir", str(run_dir)]
+
+
+def test_sigkill_at_random_moments_then_resume(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    # Warm the kernel cache so the kills land during training, not compilation.
+    subprocess.run(train_cmd(tiny_corpus, tmp_path / "warm", 2), check=True)
+    for delay in rng.uniform(0.8, 2.5, 3):
+        p = subprocess.Popen(train_cmd(tiny_corpus, run_dir, 100000) +
+                             (["--resume"] if (run_dir / "last.npz").exists() else []))
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        meta, _ = ckpt.load(run_dir / "last.npz")  # always loadable
+    step = meta["progress"]["step"]
+    r = subprocess.run(train_cmd(tiny_corpus, run_dir, step + 3) + ["--resume"])
+    assert r.returncode == 0
+    assert charrnn.load(run_dir / "last.npz").meta["progress"]["step"] == step + 3
+    steps = [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, step + 4))  # no duplicated or missing steps
+
+
+def test_sigterm_saves_and_exits_cleanly(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [a for a in train_cmd(tiny_corpus, run_dir, 100000) if a != "--quiet"]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0
+    assert "interrupted: saved" in err and "--resume" in err
+    assert ckpt.load(run_dir / "last.npz")[0]["progress"]["step"] > 0
+
+
+def test_failed_write_keeps_previous_checkpoint(tiny_corpus, tmp_path, monkeypatch):
+    r = charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=3),
+                      hidden=8, layers=1, checkpoint_dir=tmp_path, progress=False)
+    before = (tmp_path / "last.npz").read_bytes()
+
+    def disk_full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(CharrnnError, match="No space left on device.*previous checkpoint is kept"):
+        ckpt.save(tmp_path / "last.npz", {"model": {}}, {"params": r.model.params})
+    monkeypatch.undo()
+    assert (tmp_path / "last.npz").read_bytes() == before
+    assert not list(tmp_path.glob(".tmp-*"))  # the temporary file is cleaned up
+
+
+def test_unwritable_checkpoint_dir_is_a_clear_error(tiny_corpus, tmp_path):
+    if os.geteuid() == 0:
+        target = "/proc/charrnn-cannot-write-here"  # not writable even for root
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = str(ro / "run")
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), *FAST, "--max-steps", "2",
+                                 "--checkpoint-dir", target])
+    assert r.exit_code == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_corpus_cache_is_reused_and_invalidated(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("abcabc\u00e9" * 100)
+    a = corpus_mod.load_corpus(p)
+    files = sorted((tmp_path / ".charrnn-cache").iterdir())
+    assert len(files) == 2 and a.ids.dtype == np.uint8
+    assert a.vocab.decode(a.ids) == p.read_text()
+    mtime = files[0].stat().st_mtime_ns
+    b = corpus_mod.load_corpus(p)
+    assert sorted((tmp_path / ".charrnn-cache").iterdir()) == files
+    assert files[0].stat().st_mtime_ns == mtime and b.hash == a.hash
+    p.write_text("xyz" * 100)
+    c = corpus_mod.load_corpus(p)
+    assert c.vocab.chars == ["x", "y", "z"] and c.hash != a.hash
+
+
+def test_streaming_encoder_across_chunk_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "CHUNK", 7)  # multi-byte characters straddle chunks
+    text = "h\u00e9llo w\u00f6rld \u2603 \U0001F600 " * 20
+    p = tmp_path / "u.txt"
+    p.write_text(text)
+    c = corpus_mod.load_corpus(p)
+    assert c.vocab.decode(c.ids) == text
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("\u00e9\u00e9\u00e9\u00e9".encode() + b"\xff" + b"abc")
+    with pytest.raises(CharrnnError, match="byte offset 8;"):
+        corpus_mod.load_corpus(bad)
+
+
+def test_vocabulary_too_large(tmp_path):
+    p = tmp_path / "wide.txt"
+    p.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 21000)) * 2 +
+                 "".join(chr(c) for c in range(0x20000, 0x20000 + 46000)))
+    r = CliRunner().invoke(cli, ["train", str(p), "--checkpoint-dir", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "67,000 distinct characters" in r.stderr
+    assert "--encoding bytes" in r.stderr and not (tmp_path / "r").exists()
+
+
+def test_eval_file_streams_and_matches_in_memory(tiny_corpus, tmp_path):
+    r = charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=3),
+                      hidden=8, layers=1, checkpoint_dir=tmp_path / "r", progress=False)
+    from charrnn.evaluate import evaluate_file
+    m = charrnn.load(tmp_path / "r")
+    a = evaluate_file(m, tiny_corpus, batch_size=7)
+    b = charrnn.evaluate(m, tiny_corpus.read_text(), batch_size=7)
+    assert a.chars == b.chars and a.nats_per_char == pytest.approx(b.nats_per_char, rel=1e-6)
