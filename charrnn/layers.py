@@ -7,13 +7,19 @@ the layer below) is one large GEMM outside it.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from . import kernels as K
 
 
 class LayerCache:
-    """Buffers for one layer at one (T, B): forward caches, backward scratch, all preallocated."""
+    """Buffers for one layer at one (T, B): forward caches, backward scratch, all preallocated.
+
+    window(T') gives the same buffers cut to a shorter window (their leading T' steps), so a short
+    last window (evaluation tails) allocates nothing.
+    """
 
     def __init__(self, cell: str, T: int, B: int, D: int, H: int, G: int, dtype):
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
@@ -25,13 +31,26 @@ class LayerCache:
         self.tc = z(T, B, H) if cell == "lstm" else None       # tanh(c[1:])
         self.act = z(T, B, G * H) if cell != "rnn" else None  # activated gates
         self.hn = z(T, B, H) if cell == "gru" else None       # W_hn h + b_hn
-        self.dgx = z(T, B, G * H)    # gradient of input-side pre-activations
+        # Gradient of the input-side pre-activations. It reuses xp's memory: backward never reads
+        # xp (it reads the activated gates), and this saves a (T, B, G*H) buffer per layer.
+        self.dgx = self.xp
         self.dgh = z(T, B, G * H) if cell == "gru" else self.dgx  # hidden-side (GRU differs)
         self.dh_rec = z(B, H)        # gradient through the recurrent product
         self.dc = z(B, H)            # LSTM cell-state gradient
         self.carry = z(B, H)         # GRU direct z*h path
         self.drop = None             # (T, B, H) dropout mask, scaled by 1/(1-p), or None
         self.out = self.h[1:]        # (T, B, H) what the next layer sees (before dropout)
+
+    def window(self, T: int) -> "LayerCache":
+        """A view of these buffers for a window of T <= capacity steps."""
+        v = copy.copy(self)
+        cut = lambda a, n: None if a is None else a[:n]  # noqa: E731
+        v.xp, v.h, v.c, v.tc = self.xp[:T], self.h[:T + 1], cut(self.c, T + 1), cut(self.tc, T)
+        v.act, v.hn = cut(self.act, T), cut(self.hn, T)
+        v.dgx = v.xp
+        v.dgh = self.dgh[:T] if self.cell == "gru" else v.dgx
+        v.out, v.drop = v.h[1:], None
+        return v
 
 
 def layer_forward(lc: LayerCache, Wh, bh, relu: bool):

@@ -93,18 +93,20 @@ class Model:
     # -- forward / backward --------------------------------------------------------------------
 
     def _caches(self, T: int, B: int) -> list[LayerCache]:
-        """Buffers for shape (T, B), kept for the few shapes in use (train, eval, its tail)."""
-        key = (T, B)
-        if key not in self._store:
-            if len(self._store) >= 4:
+        """Buffers for a (T, B) window: one set per batch size in use (training, evaluation, its
+        batch-1 tail), sized for the longest window seen; shorter windows use leading slices."""
+        if B not in self._store or self._store[B][0] < T:
+            if B not in self._store and len(self._store) >= 3:
                 self._store.pop(next(iter(self._store)))
             c = self.cfg
             layers = [LayerCache(c.cell, T, B, c.vocab_size if k == 0 else c.hidden, c.hidden,
                                  c.gates, self.dtype) for k in range(c.layers)]
             probs = np.zeros((T * B, c.vocab_size), self.dtype)  # (N, V)
             losses = np.zeros(T * B, self.dtype)                 # (N,)
-            self._store[key] = (layers, probs, losses)
-        self._layers, self._probs, self._losses = self._store[key]
+            self._store[B] = (T, layers, probs, losses)
+        _, layers, probs, losses = self._store[B]
+        self._layers = [lc.window(T) for lc in layers]
+        self._probs, self._losses = probs[: T * B], losses[: T * B]
         return self._layers
 
     def forward(self, x, y, state, train: bool = False, rng=None):
@@ -170,7 +172,9 @@ class Model:
         """
         cfg = self.cfg
         T, B = x.shape
-        lcs = self._caches(T, B)
+        lcs = self._layers  # the windows the last forward filled (with its dropout masks)
+        if lcs[0].xp.shape[:2] != (T, B):
+            raise ValueError(f"backward for x of shape {(T, B)} after a forward of {lcs[0].xp.shape[:2]}")
         relu = cfg.activation == "relu"
         self.zero_grad()
         N = T * B
