@@ -211,7 +211,7 @@ class _Run:
         writer = csv.writer(log)
         t_start = time.perf_counter()
         seconds0 = self.prog.seconds
-        stopped, val = "finished", None
+        stopped, val, last_row_at = "finished", None, None
         old = self._install_signals()
         try:
             while self.total is None or self.prog.step < self.total:
@@ -227,9 +227,11 @@ class _Run:
                 self.prog.seconds = seconds0 + time.perf_counter() - t_start
                 val = self._maybe_evaluate()
                 speed = self.batches.batch_size * self.batches.seq_len / max(dt, 1e-9)
-                writer.writerow([self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
-                                 "" if val is None else f"{val:.6f}", f"{lr:.6g}",
-                                 f"{speed:.0f}", f"{self.prog.seconds:.3f}"])
+                row = [self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
+                       "" if val is None else f"{val:.6f}", f"{lr:.6g}", f"{speed:.0f}",
+                       f"{self.prog.seconds:.3f}"]
+                last_row_at = log.tell()
+                writer.writerow(row)
                 if self._checkpoint_due(val is not None):
                     log.flush()
                     self.checkpoint()
@@ -242,7 +244,12 @@ class _Run:
             bar.close()
         # Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation and last.npz.
         if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
-            self._evaluate_and_keep_best()
+            val = self._evaluate_and_keep_best()
+            if last_row_at is not None:  # put it on the last step's row, which has none yet
+                log.seek(last_row_at)
+                log.truncate()
+                row[3] = f"{val:.6f}"
+                writer.writerow(row)
         log.close()
         self.checkpoint()
         if stopped == "interrupted":

@@ -85,3 +85,13 @@ def test_evaluate_batch_one_equals_whole_sequence(tiny_corpus, tmp_path):
     assert res.nats_per_char == pytest.approx(whole, rel=1e-5)
     # Several rows: every character is still counted once.
     assert charrnn.evaluate(m, text, batch_size=7).chars == 300
+
+
+def test_final_validation_is_logged_on_the_last_row(tiny_corpus, tmp_path):
+    r = charrnn.train(tiny_corpus, cfg(max_steps=None, time_limit=1.0, eval_every=10**6),
+                      **SMALL, checkpoint_dir=tmp_path, progress=False)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    last = rows[-1].split(",")
+    assert int(last[0]) == r.step == len(rows) - 1
+    assert float(last[3]) == pytest.approx(r.last_val_loss, abs=1e-6)
+    assert all(row.split(",")[3] == "" for row in rows[1:-1])
