@@ -35,7 +35,7 @@ def make_corpus(path, size_mb):
 
 def child_peak(cmd):
     code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "subprocess.run(sys.argv[1:], check=True); "
+            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
     out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True, check=True)
     secs, rss = out.stdout.split()

@@ -21,7 +21,7 @@ import numpy as np
 from .data import Vocab
 from .errors import CharrnnError
 
-CHUNK = 16 << 20  # bytes per read
+CHUNK = 8 << 20  # bytes per read: peak memory is a few times this
 HEAD = 1 << 20    # bytes hashed for the cache key
 CACHE_VERSION = 1
 
@@ -123,7 +123,8 @@ def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) 
     for text, raw in _chunks(path, encoding):
         h.update(raw)
         if text:
-            seen.update(np.unique(_codes(text)).tolist())
+            # bincount over code points: one linear pass (np.unique sorts, ~3x slower here).
+            seen.update(np.flatnonzero(np.bincount(_codes(text))).tolist())
             n += len(text)
     vocab = Vocab(sorted(chr(c) for c in seen))
     table = np.zeros(max(seen) + 1, dtype=vocab.dtype)

@@ -145,3 +145,16 @@ def test_resume_from_cli(tiny_corpus, tmp_path):
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 10))
     bad("train", tiny_corpus, "--seq-len", 20, "--checkpoint-dir", d, "--resume",
         match="cannot resume with different options: --seq-len 10 -> 20")
+
+
+def test_progress_lines_when_not_a_terminal(tiny_corpus, tmp_path):
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), *FAST[:-1], "--max-steps", "3",
+                                 "--checkpoint-dir", str(tmp_path / "r")])
+    assert r.exit_code == 0
+    assert "step 1: epoch" in r.stderr and "chars/s" in r.stderr and "\r" not in r.stderr
+    assert "finished at step 3" in r.stderr
+
+
+def test_version():
+    r = run("--version")
+    assert r.output.startswith("charrnn, version ")

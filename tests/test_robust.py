@@ -44,12 +44,13 @@ def test_sigkill_at_random_moments_then_resume(tiny_corpus, tmp_path):
     assert steps == list(range(1, step + 4))  # no duplicated or missing steps
 
 
-def test_sigterm_saves_and_exits_cleanly(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_and_exit_cleanly(tiny_corpus, tmp_path, sig):
     run_dir = tmp_path / "run"
     cmd = [a for a in train_cmd(tiny_corpus, run_dir, 100000) if a != "--quiet"]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     time.sleep(2.5)
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0
     assert "interrupted: saved" in err and "--resume" in err
@@ -131,3 +132,47 @@ def test_eval_file_streams_and_matches_in_memory(tiny_corpus, tmp_path):
     a = evaluate_file(m, tiny_corpus, batch_size=7)
     b = charrnn.evaluate(m, tiny_corpus.read_text(), batch_size=7)
     assert a.chars == b.chars and a.nats_per_char == pytest.approx(b.nats_per_char, rel=1e-6)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path, monkeypatch):
+    from charrnn.model import Model
+    real = Model.loss_and_grad
+    calls = {"n": 0}
+
+    def explode_at_step_7(self, *a, **k):
+        calls["n"] += 1
+        loss, state = real(self, *a, **k)
+        return (float("nan") if calls["n"] == 7 else loss), state
+
+    monkeypatch.setattr(Model, "loss_and_grad", explode_at_step_7)
+    with pytest.raises(CharrnnError, match="diverged at step 7.*lower --lr"):
+        charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=20,
+                      eval_every=5), hidden=8, layers=1, checkpoint_dir=tmp_path, progress=False)
+    m = charrnn.load(tmp_path / "last.npz")
+    assert m.meta["progress"]["step"] == 5 and np.all(np.isfinite(m.params))
+
+
+def test_checkpoint_from_newer_format_or_wrong_shapes(tiny_corpus, tmp_path):
+    charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=2),
+                  hidden=8, layers=1, checkpoint_dir=tmp_path, progress=False)
+    meta, arrays = ckpt.load(tmp_path / "last.npz")
+    ckpt.save(tmp_path / "bad.npz", meta, dict(arrays, params=arrays["params"][:-1]))
+    with pytest.raises(CharrnnError, match="params has shape"):
+        ckpt.load(tmp_path / "bad.npz")
+    ckpt.save(tmp_path / "new.npz", meta, arrays)
+    import json
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "new.npz") as z:  # rewrite meta with a future version
+        files = {n: z.read(n) for n in z.namelist()}
+    m = dict(meta, format_version=99)
+    blob = np.frombuffer(json.dumps(m).encode(), np.uint8)
+    np.savez(tmp_path / "new.npz", meta=blob, **arrays)
+    with pytest.raises(CharrnnError, match="newer than this charrnn understands.*upgrade"):
+        ckpt.load(tmp_path / "new.npz")
+    assert files  # the original archive was readable
+
+
+def test_charrnn_debug_env_shows_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_DEBUG", "1")
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "missing.txt")])
+    assert isinstance(r.exception, CharrnnError)
