@@ -21,7 +21,7 @@ PHASES = [  # (label, function name, caller name or None)
     ("recurrent products, backward (BLAS, per step)", "dot", "layer_backward"),
     ("cell pointwise kernels, backward", "_step_backward", None),
     ("weight gradients and gradient to the layer below (BLAS)", "dot", "_weight_grads"),
-    ("input projections (BLAS) and one-hot gather", "dot", "_project"),
+    ("input projections of the layers above the first (BLAS)", "dot", "_project"),
     ("one-hot gather / scatter", "embed_", None),
     ("decoder forward (BLAS)", "dot", "forward"),
     ("decoder backward (BLAS)", "dot", "backward"),

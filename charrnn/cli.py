@@ -110,8 +110,10 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
       charrnn train input.txt --model gru --hidden 256 --time-limit 600
     Ctrl-C saves last.npz; continue with --resume.
     """
+    from .jit import SAMPLE, TRAIN, notice
     from .train import train as run_train
 
+    notice(TRAIN + SAMPLE if sample_every else TRAIN, lambda m: click.echo(m, err=True))
     given = {k: v for k, v in options.items()
              if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     config = None if resume is not None and not given else _train_config(options, given, resume,
@@ -168,6 +170,8 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, ou
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
     model = load(checkpoint)
+    from .jit import SAMPLE, notice
+    notice(SAMPLE, lambda m: click.echo(m, err=True))
     encoding = model.meta.get("encoding", "utf-8")
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
     parts = []
@@ -244,6 +248,8 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
     if batch_size < 1:
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
     model = load(checkpoint)
+    from .jit import TRAIN, notice
+    notice(TRAIN[:1] + TRAIN[4:5], lambda m: click.echo(m, err=True))
     r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown)
     if as_json:
         click.echo(json.dumps(r.to_dict()))

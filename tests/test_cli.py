@@ -158,3 +158,14 @@ def test_progress_lines_when_not_a_terminal(tiny_corpus, tmp_path):
 def test_version():
     r = run("--version")
     assert r.output.startswith("charrnn, version ")
+
+
+def test_first_compile_is_announced(monkeypatch, tmp_path):
+    from charrnn import jit
+    messages = []
+    monkeypatch.setattr(jit.os.path, "exists", lambda p: p.endswith(".nbi"))  # all cached
+    jit.notice(jit.TRAIN, messages.append)
+    assert messages == []
+    monkeypatch.setattr(jit.os.path, "exists", lambda p: False)  # as on a fresh install
+    jit.notice(jit.TRAIN, messages.append)
+    assert "compiling its kernels for the first run" in messages[0]
