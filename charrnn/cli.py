@@ -110,10 +110,10 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
       charrnn train input.txt --model gru --hidden 256 --time-limit 600
     Ctrl-C saves last.npz; continue with --resume.
     """
-    from .jit import SAMPLE, TRAIN, notice
+    from .jit import SAMPLE, notice, train_kernels
     from .train import train as run_train
 
-    notice(TRAIN + SAMPLE if sample_every else TRAIN, lambda m: click.echo(m, err=True))
+    notice(train_kernels(cell) + (SAMPLE if sample_every else ()), lambda m: click.echo(m, err=True))
     given = {k: v for k, v in options.items()
              if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     config = None if resume is not None and not given else _train_config(options, given, resume,
@@ -248,8 +248,8 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
     if batch_size < 1:
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
     model = load(checkpoint)
-    from .jit import TRAIN, notice
-    notice(TRAIN[:1] + TRAIN[4:5], lambda m: click.echo(m, err=True))
+    from .jit import forward_kernels, notice
+    notice(forward_kernels(model.cfg.cell), lambda m: click.echo(m, err=True))
     r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown)
     if as_json:
         click.echo(json.dumps(r.to_dict()))

@@ -5,9 +5,19 @@ import os
 
 from . import kernels as K
 
-TRAIN = ("embed_forward", "lstm_step_forward", "lstm_step_backward", "embed_backward",
-         "xent_forward", "xent_backward", "adam_update")
 SAMPLE = ("advance", "generate")
+
+
+def forward_kernels(cell: str) -> tuple:
+    """The kernels an evaluation of a `cell` model runs."""
+    return ("embed_forward", f"{cell}_step_forward", "xent_forward")
+
+
+def train_kernels(cell: str) -> tuple:
+    """The kernels a training step of a `cell` model runs (with Adam; the other optimizers are
+    small and compile in about a second)."""
+    return forward_kernels(cell) + (f"{cell}_step_backward", "embed_backward", "xent_backward",
+                                    "adam_update")
 
 
 def needs_compiling(names) -> bool:

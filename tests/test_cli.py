@@ -164,8 +164,8 @@ def test_first_compile_is_announced(monkeypatch, tmp_path):
     from charrnn import jit
     messages = []
     monkeypatch.setattr(jit.os.path, "exists", lambda p: p.endswith(".nbi"))  # all cached
-    jit.notice(jit.TRAIN, messages.append)
+    jit.notice(jit.train_kernels("gru"), messages.append)
     assert messages == []
     monkeypatch.setattr(jit.os.path, "exists", lambda p: False)  # as on a fresh install
-    jit.notice(jit.TRAIN, messages.append)
+    jit.notice(jit.train_kernels("gru"), messages.append)
     assert "compiling its kernels for the first run" in messages[0]
