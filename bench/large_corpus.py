@@ -8,7 +8,6 @@ RSS), and trains LSTM 2x128 on it for --steps steps (peak RSS, measured from out
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time

@@ -88,6 +88,7 @@ def charrnn_training_step(cell, layers, hidden):
 
 def worker_charrnn(cell, layers, hidden, windows):
     import numpy as np
+
     from charrnn.sample import sample_chunks
 
     m, step = charrnn_training_step(cell, layers, hidden)

@@ -25,7 +25,26 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+src"
 
-__all__ = ["CharrnnError", "EvalResult", "Model", "ModelConfig", "TrainConfig", "TrainResult",
-           "Vocab", "evaluate", "evaluate_file", "export", "from_state_dict", "info", "load",
-           "one_hot", "read_text", "resolve_checkpoint", "sample", "sample_chunks", "state_dict",
-           "train", "__version__"]
+__all__ = [
+    "CharrnnError",
+    "EvalResult",
+    "Model",
+    "ModelConfig",
+    "TrainConfig",
+    "TrainResult",
+    "Vocab",
+    "__version__",
+    "evaluate",
+    "evaluate_file",
+    "export",
+    "from_state_dict",
+    "info",
+    "load",
+    "one_hot",
+    "read_text",
+    "resolve_checkpoint",
+    "sample",
+    "sample_chunks",
+    "state_dict",
+    "train",
+]

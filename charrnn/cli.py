@@ -15,6 +15,7 @@ import click
 from .config import TrainConfig
 from .errors import CharrnnError
 
+
 class _Group(click.Group):
     """Turns CharrnnError into `error: ...` on stderr and exit status 2 (traceback with --debug)."""
 
@@ -114,8 +115,15 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
     from .train import train as run_train
 
     notice(train_kernels(cell) + (SAMPLE if sample_every else ()), lambda m: click.echo(m, err=True))
-    given = {k: v for k, v in options.items()
-             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    def explicit(name):
+        return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
+    given = {k: v for k, v in options.items() if explicit(k)}
+    if resume is not None:
+        model_opts = {"cell": cell, "hidden": hidden, "layers": layers, "dropout": dropout,
+                      "activation": activation}
+        _check_resume_model(corpus, checkpoint_dir, resume,
+                            {k: v for k, v in model_opts.items() if explicit(k)})
     config = None if resume is not None and not given else _train_config(options, given, resume,
                                                                         checkpoint_dir, corpus)
     result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
@@ -127,6 +135,20 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
                    f"{result.best_val_loss:.4f} nats/char "
                    f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char); "
                    f"checkpoints in {result.run_dir}", err=True)
+
+
+def _check_resume_model(corpus, checkpoint_dir, resume, given: dict) -> None:
+    """A resumed run keeps its model; model options given explicitly must agree with it."""
+    if not given:
+        return
+    from .train import saved_model_config
+
+    saved = saved_model_config(corpus, checkpoint_dir, resume)
+    diff = [f"--{'model' if k == 'cell' else k} {getattr(saved, k)} -> {v}"
+            for k, v in given.items() if getattr(saved, k) != v]
+    if diff:
+        raise CharrnnError("cannot resume with a different model: " + "; ".join(diff)
+                           + " (leave the model options out, or start a new --checkpoint-dir)")
 
 
 def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig:

@@ -36,7 +36,7 @@ class Corpus:
     hash: str  # blake2b of the file's bytes
 
     def identity(self) -> dict:
-        return {"path": self.path, "chars": int(len(self.ids)), "hash": self.hash}
+        return {"path": self.path, "chars": len(self.ids), "hash": self.hash}
 
 
 def load_corpus(path, encoding: str = "utf-8", cache_dir=None) -> Corpus:

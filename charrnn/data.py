@@ -74,7 +74,7 @@ class Vocab:
             raise CharrnnError("vocabulary has repeated characters")
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         """The vocabulary of a text: its sorted distinct characters."""
         return cls(sorted(set(text)))
 

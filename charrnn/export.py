@@ -32,8 +32,8 @@ def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.nda
 def export(model, path) -> None:
     """Write state_dict(model) plus `vocab` (JSON list of characters) and `config` (JSON) to an
     .npz at path, atomically."""
-    from .config import to_dict
     from .checkpoint import _fsync_dir  # same durability as checkpoints
+    from .config import to_dict
 
     path = os.fspath(path)
     arrays = state_dict(model)

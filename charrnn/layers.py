@@ -22,7 +22,7 @@ class LayerCache:
     """
 
     def __init__(self, cell: str, T: int, B: int, D: int, H: int, G: int, dtype):
-        z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+        z = lambda *shape: np.zeros(shape, dtype)
         self.cell = cell
         self.xp = z(T, B, G * H)     # input projection (+ biases folded in where they can be)
         self.hp = z(B, G * H)        # h_prev @ W_h for the current step
@@ -41,10 +41,10 @@ class LayerCache:
         self.drop = None             # (T, B, H) dropout mask, scaled by 1/(1-p), or None
         self.out = self.h[1:]        # (T, B, H) what the next layer sees (before dropout)
 
-    def window(self, T: int) -> "LayerCache":
+    def window(self, T: int) -> LayerCache:
         """A view of these buffers for a window of T <= capacity steps."""
         v = copy.copy(self)
-        cut = lambda a, n: None if a is None else a[:n]  # noqa: E731
+        cut = lambda a, n: None if a is None else a[:n]
         v.xp, v.h, v.c, v.tc = self.xp[:T], self.h[:T + 1], cut(self.c, T + 1), cut(self.tc, T)
         v.act, v.hn = cut(self.act, T), cut(self.hn, T)
         v.dgx = v.xp

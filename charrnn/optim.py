@@ -38,7 +38,7 @@ class Optimizer:
         self.state = {"a": np.zeros(size, dtype), "b": np.zeros(size, dtype)}
 
     @classmethod
-    def from_config(cls, tc: TrainConfig, size: int, dtype=np.float32) -> "Optimizer":
+    def from_config(cls, tc: TrainConfig, size: int, dtype=np.float32) -> Optimizer:
         """The optimizer a TrainConfig asks for (momentum None: 0.9 for SGD, 0 for RMSprop)."""
         momentum = tc.momentum if tc.momentum is not None else (0.9 if tc.optimizer == "sgd" else 0.0)
         return cls(tc.optimizer, size, momentum, tc.nesterov, tc.weight_decay, dtype)

@@ -61,6 +61,14 @@ class _Progress:
     last_val_loss: float = math.nan
 
 
+def _default_corpus() -> Path:
+    if not DEFAULT_CORPUS.is_file():
+        raise CharrnnError("no CORPUS given, and the bundled data/tinyshakespeare.txt is not here "
+                           "(charrnn was installed without its source checkout; use "
+                           "`pip install -e .` from a clone, or pass a text file)")
+    return DEFAULT_CORPUS
+
+
 def default_run_dir(corpus) -> Path:
     """checkpoints/<corpus stem>/ under the current directory."""
     return Path("checkpoints") / Path(corpus).stem
@@ -95,7 +103,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     -------
     TrainResult
     """
-    corpus = Path(corpus) if corpus is not None else DEFAULT_CORPUS
+    corpus = Path(corpus) if corpus is not None else _default_corpus()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
     saved = _load_resume(resume, run_dir)
     if saved is not None:
@@ -154,7 +162,7 @@ class _Run:
         if c.max_steps is not None:
             return c.max_steps
         if c.epochs is not None:
-            return max(1, int(round(c.epochs * w)))
+            return max(1, round(c.epochs * w))
         return None if c.time_limit is not None else DEFAULT_EPOCHS * w
 
     # -- start / resume --------------------------------------------------------------------------
@@ -405,12 +413,20 @@ def _load_resume(resume, run_dir: Path):
     return ckpt.load(path)
 
 
+def _saved_meta(corpus, checkpoint_dir, resume) -> dict:
+    corpus = Path(corpus) if corpus is not None else _default_corpus()
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
+    return _load_resume(True if resume in ("", True) else resume, run_dir)[0]
+
+
 def saved_train_config(corpus, checkpoint_dir, resume) -> TrainConfig:
     """The TrainConfig stored in the checkpoint that `train(..., resume=resume)` would continue."""
-    corpus = Path(corpus) if corpus is not None else DEFAULT_CORPUS
-    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
-    meta, _ = _load_resume(True if resume in ("", True) else resume, run_dir)
-    return from_dict(TrainConfig, meta["train"])
+    return from_dict(TrainConfig, _saved_meta(corpus, checkpoint_dir, resume)["train"])
+
+
+def saved_model_config(corpus, checkpoint_dir, resume) -> ModelConfig:
+    """The ModelConfig of the checkpoint that `train(..., resume=resume)` would continue."""
+    return from_dict(ModelConfig, _saved_meta(corpus, checkpoint_dir, resume)["model"])
 
 
 def _resume_config(meta: dict, given: TrainConfig | None) -> TrainConfig:

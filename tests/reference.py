@@ -15,7 +15,7 @@ def cell_step(cell, W, k, x, h, c, relu=False):
     Wi, Wh = W[f"rnn.weight_ih_l{k}"], W[f"rnn.weight_hh_l{k}"]
     bi, bh = W[f"rnn.bias_ih_l{k}"], W[f"rnn.bias_hh_l{k}"]
     H = Wh.shape[1]
-    blk = lambda M, j: M[j * H:(j + 1) * H]  # noqa: E731
+    blk = lambda M, j: M[j * H:(j + 1) * H]
     if cell == "lstm":
         gi = [blk(Wi, j) @ x + blk(bi, j) + blk(Wh, j) @ h + blk(bh, j) for j in range(4)]
         i, f, g, o = sigmoid(gi[0]), sigmoid(gi[1]), np.tanh(gi[2]), sigmoid(gi[3])

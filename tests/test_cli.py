@@ -145,6 +145,10 @@ def test_resume_from_cli(tiny_corpus, tmp_path):
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 10))
     bad("train", tiny_corpus, "--seq-len", 20, "--checkpoint-dir", d, "--resume",
         match="cannot resume with different options: --seq-len 10 -> 20")
+    bad("train", tiny_corpus, "--model", "gru", "--hidden", 16, "--checkpoint-dir", d, "--resume",
+        match="cannot resume with a different model: --model lstm -> gru")
+    run("train", tiny_corpus, "--hidden", 16, "--max-steps", 10, "--checkpoint-dir", d,
+        "--resume", "--quiet")  # the same model option, given again, is fine
 
 
 def test_progress_lines_when_not_a_terminal(tiny_corpus, tmp_path):

@@ -1,7 +1,8 @@
 """Reading, the vocabulary, and the truncated-BPTT batcher (property-based where it matters)."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn.data import Batches, Vocab, one_hot, read_text
 from charrnn.errors import CharrnnError

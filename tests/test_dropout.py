@@ -1,6 +1,5 @@
 """Inverted dropout on every layer's output: training only, seeded, unbiased."""
 import numpy as np
-
 from conftest import random_batch, random_model
 
 

@@ -2,14 +2,13 @@
 differences (float64), and one long sequence against the same sequence in chunks."""
 import numpy as np
 import pytest
-
-from charrnn import kernels as K
-from charrnn.export import state_dict
-from charrnn.model import Model, init_params
-from charrnn.config import ModelConfig
-
 import reference as ref
 from conftest import CELLS, random_batch, random_model, random_state
+
+from charrnn import kernels as K
+from charrnn.config import ModelConfig
+from charrnn.export import state_dict
+from charrnn.model import Model, init_params
 
 CASES = [(cell, L) for cell in CELLS for L in (1, 2, 3)] + [("rnn-relu", 2)]
 
@@ -53,7 +52,7 @@ def test_gradients_match_finite_differences(case, L):
     h0, c0 = random_state(m, 2, seed=L)
     m.forward(x, y, (h0, c0), train=True)
     dh0, dc0 = m.backward(x, want_state_grad=True)
-    f = lambda: m.forward(x, y, (h0, c0))[0]  # noqa: E731
+    f = lambda: m.forward(x, y, (h0, c0))[0]
     np.testing.assert_allclose(m.grads, numeric_grad(f, m.params), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(dh0, numeric_grad(f, h0), rtol=1e-5, atol=1e-9)
     if m.cfg.cell == "lstm":

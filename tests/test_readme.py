@@ -7,7 +7,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_readme_python_example_runs(tiny_corpus, tmp_path, monkeypatch):
     text = README.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     example = next(b for b in blocks if "charrnn.train(" in b)
     monkeypatch.chdir(tmp_path)
     Path("input.txt").write_text(tiny_corpus.read_text())

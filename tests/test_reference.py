@@ -57,7 +57,9 @@ def test_export_loads_into_pytorch(cell, tmp_path):
     """The README's snippet: exported weights in torch give charrnn's log-probabilities."""
     torch = pytest.importorskip("torch")
     import json
+
     from conftest import random_model
+
     from charrnn.data import Vocab
     from charrnn.export import export
 

@@ -136,8 +136,8 @@ def test_vocabulary_too_large(tmp_path):
 
 
 def test_eval_file_streams_and_matches_in_memory(tiny_corpus, tmp_path):
-    r = charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=3),
-                      hidden=8, layers=1, checkpoint_dir=tmp_path / "r", progress=False)
+    charrnn.train(tiny_corpus, charrnn.TrainConfig(batch_size=4, seq_len=10, max_steps=3),
+                  hidden=8, layers=1, checkpoint_dir=tmp_path / "r", progress=False)
     from charrnn.evaluate import evaluate_file
     m = charrnn.load(tmp_path / "r")
     a = evaluate_file(m, tiny_corpus, batch_size=7)

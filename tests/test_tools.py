@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import reference as ref
 from click.testing import CliRunner
 
 import charrnn
-import reference as ref
 from charrnn.cli import cli
 from charrnn.export import state_dict
 
