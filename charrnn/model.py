@@ -168,6 +168,10 @@ class Model:
     def backward(self, x, want_state_grad: bool = False):
         """Gradients of the last forward's mean loss, written into self.grads (zeroed here first).
 
+        Every weight's gradient is one product over all T*B positions, so it is written with
+        np.dot(..., out=view): the same as accumulating into the zeroed buffer, without a
+        temporary. The one-hot scatter (several positions share a row) accumulates.
+
         Returns (dh0, dc0), each (L, B, H), when want_state_grad, else None.
         """
         cfg = self.cfg
