@@ -173,3 +173,10 @@ def test_first_compile_is_announced(monkeypatch, tmp_path):
     monkeypatch.setattr(jit.os.path, "exists", lambda p: False)  # as on a fresh install
     jit.notice(jit.train_kernels("gru"), messages.append)
     assert "compiling its kernels for the first run" in messages[0]
+
+
+@pytest.mark.parametrize("cmd", [["train"], ["sample"], ["eval"], ["export"], ["info"], ["plot"],
+                                 ["demo", "hello"], []])
+def test_every_help_has_an_example(cmd):
+    r = run(*cmd, "--help")
+    assert "Example:" in r.output and "charrnn " in r.output.split("Example:")[1]
