@@ -114,7 +114,9 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
     from .jit import SAMPLE, notice, train_kernels
     from .train import train as run_train
 
-    notice(train_kernels(cell) + (SAMPLE if sample_every else ()), lambda m: click.echo(m, err=True))
+    def announce(model):
+        names = train_kernels(model.cfg.cell) + (SAMPLE if sample_every else ())
+        notice(names, lambda m: click.echo(m, err=True))
     def explicit(name):
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
@@ -129,7 +131,7 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
     result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
                        activation=activation, checkpoint_dir=checkpoint_dir,
                        resume=(True if resume == "" else resume), progress=not quiet,
-                       sample_every=sample_every, sample_length=sample_length)
+                       sample_every=sample_every, sample_length=sample_length, on_start=announce)
     if not quiet:
         click.echo(f"{result.stopped} at step {result.step}: best validation loss "
                    f"{result.best_val_loss:.4f} nats/char "
@@ -192,18 +194,19 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, ou
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
     model = load(checkpoint)
-    from .jit import SAMPLE, notice
-    notice(SAMPLE, lambda m: click.echo(m, err=True))
     encoding = model.meta.get("encoding", "utf-8")
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
+    streams = [sample_chunks(model, length, t, prime, None if seed is None else seed + k, top_k,
+                             top_p) for t, k in runs]  # checks every option and the prime first
+    from .jit import SAMPLE, notice
+    notice(SAMPLE, lambda m: click.echo(m, err=True))
     parts = []
     out = _collect(parts) if output else _text_writer(encoding)
-    for t, k in runs:
+    for (t, k), stream in zip(runs, streams):
         if len(runs) > 1:
             out(f"{'' if (t, k) == runs[0] else chr(10)}--- temperature {t}, sample {k + 1} ---\n")
         text = ""
-        for text in sample_chunks(model, length, t, prime, None if seed is None else seed + k,
-                                  top_k, top_p):
+        for text in stream:
             out(text)
     if output:
         _write_atomic(output, "".join(parts), encoding)
@@ -271,8 +274,9 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
     model = load(checkpoint)
     from .jit import forward_kernels, notice
-    notice(forward_kernels(model.cfg.cell), lambda m: click.echo(m, err=True))
-    r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown)
+    r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown,
+                      on_start=lambda: notice(forward_kernels(model.cfg.cell),
+                                              lambda m: click.echo(m, err=True)))
     if as_json:
         click.echo(json.dumps(r.to_dict()))
     else:

@@ -89,9 +89,10 @@ class _Remapped:
 
 
 def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
-                  skip_unknown: bool = False) -> EvalResult:
+                  skip_unknown: bool = False, on_start=None) -> EvalResult:
     """evaluate() for a file of any size: encoded once to the memory-mapped corpus cache (in the
-    encoding the model was trained with), then read window by window."""
+    encoding the model was trained with), then read window by window. on_start() is called once
+    the input has been checked, before the model runs."""
     from .corpus import load_corpus
 
     corpus = load_corpus(path, getattr(model, "meta", {}).get("encoding", "utf-8"))
@@ -106,4 +107,6 @@ def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
         ids = np.asarray(table[ids])
         ids = ids[ids >= 0]
         table = np.arange(len(model.vocab), dtype=np.int64)
+    if on_start is not None:
+        on_start()
     return evaluate_ids(model, _Remapped(ids, table), batch_size, seq_len)

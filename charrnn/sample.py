@@ -12,7 +12,8 @@ CHUNK = 64  # characters per compiled call: small enough to stream, large enough
 
 def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str | None = None,
                   seed: int | None = None, top_k: int = 0, top_p: float = 1.0):
-    """Yield generated text in chunks (the prime first, if any).
+    """An iterator over generated text in chunks (the prime first, if any). The options and the
+    prime are checked when it is called, before anything is generated.
 
     Parameters
     ----------
@@ -33,16 +34,23 @@ def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str
         Nucleus sampling: only the most likely characters whose probability reaches top_p.
     """
     check_sampling(length, temperature, top_k, top_p)
-    vocab, cfg = model.vocab, model.cfg
+    vocab = model.vocab
     if prime:
         missing = vocab.unknown(prime)
         if missing:
             raise CharrnnError("--prime has characters not in the model's vocabulary: "
                                + ", ".join(repr(c) for c in missing))
         ids = vocab.encode(prime).astype(np.int64)
-        yield prime
     else:
         ids = np.array([vocab.index.get("\n", 0)], np.int64)
+    return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
+
+
+def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
+    """The generator behind sample_chunks: prime the state, then the compiled loop per chunk."""
+    vocab, cfg = model.vocab, model.cfg
+    if prime:
+        yield prime
     params = np.ascontiguousarray(model.params, dtype=np.float32)
     offs = param_offsets(cfg)
     hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)

@@ -77,7 +77,7 @@ def default_run_dir(corpus) -> Path:
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
           hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
           checkpoint_dir=None, resume=None, progress: bool = True, sample_every: int = 0,
-          sample_length: int = 200) -> TrainResult:
+          sample_length: int = 200, on_start=None) -> TrainResult:
     """Train a character-level model on a text file.
 
     Parameters
@@ -98,6 +98,9 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
         Print a sample of sample_length characters (temperature 0.8) every sample_every steps
         (0: never), above the progress bar. Samples use their own seed (the step number), so they
         do not change training.
+    on_start : callable, optional
+        Called with the model once every input has been checked, just before the first step
+        (the CLI uses it to announce a first-run compilation).
 
     Returns
     -------
@@ -139,6 +142,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
         run.restore(*saved)
     else:
         run.start_fresh()
+    if on_start is not None:
+        on_start(model)
     return run.loop()
 
 

@@ -31,15 +31,15 @@ def test_train_sample_eval(trained, tiny_corpus):
     header = (trained / "metrics.csv").read_text().splitlines()[0]
     assert header == "step,epoch,train_loss,val_loss,lr,chars_per_sec,seconds"
     r = run("sample", trained, "--length", 40, "--prime", "First", "--seed", 1)
-    assert r.output.startswith("First") and len(r.output) == 45
-    assert run("sample", trained, "--length", 40, "--seed", 1).output == \
-        run("sample", trained, "--length", 40, "--seed", 1).output
+    assert r.stdout.startswith("First") and len(r.stdout) == 45
+    assert run("sample", trained, "--length", 40, "--seed", 1).stdout == \
+        run("sample", trained, "--length", 40, "--seed", 1).stdout
     r = run("eval", trained / "best.npz", tiny_corpus, "--json")
-    d = json.loads(r.output)
+    d = json.loads(r.stdout)
     assert set(d) == {"nats_per_char", "bits_per_char", "perplexity", "chars"}
     assert d["bits_per_char"] == pytest.approx(d["nats_per_char"] / np.log(2))
     assert d["perplexity"] == pytest.approx(np.exp(d["nats_per_char"]))
-    assert "perplexity" in run("eval", trained, tiny_corpus).output
+    assert "perplexity" in run("eval", trained, tiny_corpus).stdout
 
 
 def test_hello_example(hello_file, tmp_path, monkeypatch):
@@ -115,7 +115,7 @@ def test_eval_unknown_characters(trained, tmp_path):
     p = tmp_path / "odd.txt"
     p.write_text("First Citizen \u00e9\u00e9 \u2603")
     bad("eval", trained, p, match="not in the model's vocabulary: '\u00e9', '\u2603'")
-    assert "chars" in run("eval", trained, p, "--skip-unknown").output
+    assert "chars" in run("eval", trained, p, "--skip-unknown").stdout
 
 
 def test_bad_checkpoints(tmp_path):
@@ -161,7 +161,7 @@ def test_progress_lines_when_not_a_terminal(tiny_corpus, tmp_path):
 
 def test_version():
     r = run("--version")
-    assert r.output.startswith("charrnn, version ")
+    assert r.stdout.startswith("charrnn, version ")
 
 
 def test_first_compile_is_announced(monkeypatch, tmp_path):
@@ -179,4 +179,19 @@ def test_first_compile_is_announced(monkeypatch, tmp_path):
                                  ["demo", "hello"], []])
 def test_every_help_has_an_example(cmd):
     r = run(*cmd, "--help")
-    assert "Example:" in r.output and "charrnn " in r.output.split("Example:")[1]
+    assert "Example:" in r.stdout and "charrnn " in r.stdout.split("Example:")[1]
+
+
+def test_cold_cache_notice_comes_after_validation(trained, tiny_corpus, tmp_path, monkeypatch):
+    from charrnn import jit
+    monkeypatch.setattr(jit, "needs_compiling", lambda names: True)  # as on a fresh install
+    bad("sample", trained, "--prime", "\u2603F", match="not in the model's vocabulary")
+    bad("train", tmp_path / "missing.txt", match="no such file")
+    p = tmp_path / "odd.txt"
+    p.write_text("First \u2603")
+    bad("eval", trained, p, match="not in the model's vocabulary")
+    r = CliRunner().invoke(cli, ["sample", str(trained), "--length", "10", "--prime", "F"])
+    assert r.exit_code == 0 and "compiling its kernels" in r.stderr and len(r.stdout) == 11
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), *FAST, "--max-steps", "2",
+                                 "--checkpoint-dir", str(tmp_path / "x")])
+    assert r.exit_code == 0 and "compiling its kernels" in r.stderr

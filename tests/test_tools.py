@@ -28,17 +28,17 @@ def trained(tiny_corpus, tmp_path):
 
 
 def test_info_text_and_json(trained):
-    d = json.loads(run("info", trained, "--json").output)
+    d = json.loads(run("info", trained, "--json").stdout)
     assert d["cell"] == "lstm" and d["layers"] == 1 and d["hidden"] == 16
     assert d["parameters"] == charrnn.load(trained).params.size
     assert d["steps"] == 30 and d["chars_seen"] == 30 * 40 and d["format_version"] == 1
     assert d["best_val_bits_per_char"] == pytest.approx(d["best_val_loss"] / np.log(2))
-    out = run("info", trained).output
+    out = run("info", trained).stdout
     assert "lstm 1x16" in out and "parameters:" in out and "--seq-len 10" in out
 
 
 def test_plot_text_png_and_missing_matplotlib(trained, tmp_path, monkeypatch):
-    out = run("plot", trained).output
+    out = run("plot", trained).stdout
     assert "o" in out and "characters seen" in out and "1,200" in out
     pytest.importorskip("matplotlib")
     run("plot", trained, "-o", tmp_path / "loss.png")
@@ -54,7 +54,7 @@ def test_plot_text_png_and_missing_matplotlib(trained, tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, ["plot", str(trained), "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "pip install 'charrnn[plot]'" in r.stderr
     assert not (tmp_path / "x.png").exists()
-    assert "characters seen" in run("plot", trained).output  # the text plot needs nothing
+    assert "characters seen" in run("plot", trained).stdout  # the text plot needs nothing
 
 
 def test_plot_errors(tmp_path):
@@ -80,22 +80,22 @@ def test_demo_steps_match_float64_reference():
 
 
 def test_demo_cli_is_quick_and_shows_steps():
-    out = run("demo", "hello").output
+    out = run("demo", "hello").stdout
     assert "before training" in out and "after 300 Adam steps" in out
     assert "temperature 0.0: 'hello'" in out
-    out = run("demo", "hello", "--word", "abcab", "--hidden", 5, "--steps", 50).output
+    out = run("demo", "hello", "--word", "abcab", "--hidden", 5, "--steps", 50).stdout
     assert "['a', 'b', 'c']" in out
 
 
 def test_sample_temperature_list_num_samples_and_output(trained, tmp_path):
     out = run("sample", trained, "--temp", "0.5,1.0", "--num-samples", 2, "--length", 30,
-              "--seed", 4).output
+              "--seed", 4).stdout
     assert out.count("--- temperature") == 4
     assert "--- temperature 1.0, sample 2 ---" in out
     run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First", "-o", tmp_path / "s.txt")
     text = (tmp_path / "s.txt").read_text()
     assert text.startswith("First") and len(text) == 35
-    assert text == run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First").output
+    assert text == run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First").stdout
     m = charrnn.load(trained)
     greedy = m.sample(30, temperature=0, prime="First")
     assert m.sample(30, temperature=1.0, prime="First", top_k=1, seed=9) == greedy
