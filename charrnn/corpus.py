@@ -36,6 +36,7 @@ class Corpus:
     hash: str  # blake2b of the file's bytes
 
     def identity(self) -> dict:
+        """What a checkpoint records to recognise this corpus on resume."""
         return {"path": self.path, "chars": len(self.ids), "hash": self.hash}
 
 

@@ -140,6 +140,7 @@ class Batches:
 
     @property
     def row_len(self) -> int:
+        """R: input characters per row."""
         return (len(self.data) - 1) // self.batch_size
 
     @property

@@ -19,6 +19,7 @@ class EvalResult:
     chars: int
 
     def to_dict(self) -> dict:
+        """The four numbers as a JSON-ready dict (what `charrnn eval --json` prints)."""
         return asdict(self)
 
 

@@ -173,6 +173,7 @@ class _Run:
     # -- start / resume --------------------------------------------------------------------------
 
     def start_fresh(self):
+        """A new run: the run directory and a metrics log with only its header."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "metrics.csv", "w", newline="") as f:
@@ -218,6 +219,7 @@ class _Run:
     # -- the loop ----------------------------------------------------------------------------------
 
     def loop(self) -> TrainResult:
+        """Step until a stopping condition; validate, log and checkpoint on the way."""
         c = self.cfg
         bar = _Bar(self.total, self.prog.step, self.show)
         log = open(self.run_dir / "metrics.csv", "a", newline="")
@@ -278,6 +280,7 @@ class _Run:
 
     @property
     def epoch(self) -> float:
+        """Epochs done, fractional."""
         return self.prog.step / self.batches.windows
 
     def _step(self):
