@@ -2,9 +2,9 @@
 
 Batching follows char-rnn: the training stream is cut into B contiguous rows, read left to right in
 windows of T characters. Window w of row b starts where window w-1 of row b ended, so the hidden
-state a window ends with is the right initial state for the next one. A tail of each row shorter
-than one window (fewer than T characters per row, so fewer than B*T characters in all) is not
-trained on in that epoch.
+state a window ends with is the right initial state for the next one. What does not fill a whole
+window is not trained on in that epoch: fewer than T characters at the end of each row, and the
+(N-1) mod B < B characters that do not divide into rows, so fewer than B*(T+1) in all.
 """
 from __future__ import annotations
 

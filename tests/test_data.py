@@ -32,7 +32,7 @@ def test_batcher_targets_once_per_epoch(n, B, T):
     assert len(seen) == len(set(seen))  # every target at most once per epoch
     R = (n - 1) // B
     assert len(seen) == B * T * (R // T)
-    assert (n - 1) - len(seen) < B * T + B  # all but the stated tail (a window per row, + rows' remainder)
+    assert (n - 1) - len(seen) < B * (T + 1)  # all but the documented tail
 
 
 def test_windows_chain_within_a_row():
