@@ -86,6 +86,19 @@ def _sigmoid_impl(x):
 # Cell steps. One call advances all B rows by one time step. Constants take the arrays' dtype
 # (one = h.dtype.type(1)) so that float32 code stays float32 and vectorizes 8 wide.
 
+@njit(**KW, inline="always")
+def _lstm_gates(a, x, p, H):
+    """a (4H,) = activated gates i, f, g, o of the pre-activations x + p (a may alias x). One
+    simple loop per gate block: LLVM vectorizes these 8 wide, where a single fused loop touching
+    ten arrays stays scalar (measured 43 vs 137 us at B=50, H=128)."""
+    for k in range(2 * H):
+        a[k] = sigmoid(x[k] + p[k])
+    for k in range(2 * H, 3 * H):
+        a[k] = tanh(x[k] + p[k])
+    for k in range(3 * H, 4 * H):
+        a[k] = sigmoid(x[k] + p[k])
+
+
 @njit(**KW)
 def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     """h, c (B, H) out; tc (B, H) out: tanh(c), kept for backward; act (B, 4H) out: activated
@@ -93,15 +106,8 @@ def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     c_prev (B, H)."""
     B, H = h.shape
     for b in range(B):
-        # One simple loop per gate block: LLVM vectorizes these 8 wide, where a single fused
-        # loop touching ten arrays stays scalar (measured 43 vs 137 us at B=50, H=128).
-        a, x, p = act[b], xp[b], hp[b]
-        for k in range(2 * H):
-            a[k] = sigmoid(x[k] + p[k])
-        for k in range(2 * H, 3 * H):
-            a[k] = tanh(x[k] + p[k])
-        for k in range(3 * H, 4 * H):
-            a[k] = sigmoid(x[k] + p[k])
+        a = act[b]
+        _lstm_gates(a, xp[b], hp[b], H)
         cb, tb, hb, cp = c[b], tc[b], h[b], c_prev[b]
         for j in range(H):
             cn = a[H + j] * cp[j] + a[j] * a[2 * H + j]
@@ -359,12 +365,7 @@ def step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
         hp[:] = bh
         _matvec_add(hp, h, Wh)
         if cell == CELL_LSTM:
-            for j in range(2 * H):
-                pre[j] = sigmoid(pre[j] + hp[j])
-            for j in range(2 * H, 3 * H):
-                pre[j] = tanh(pre[j] + hp[j])
-            for j in range(3 * H, 4 * H):
-                pre[j] = sigmoid(pre[j] + hp[j])
+            _lstm_gates(pre, pre, hp, H)
             for j in range(H):
                 c[j] = pre[H + j] * c[j] + pre[j] * pre[2 * H + j]
             for j in range(H):
