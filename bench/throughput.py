@@ -6,8 +6,10 @@
 For each configuration (batch 50, seq 50, vocab 65, Adam, clipping at norm 5) it measures, each in a
 fresh subprocess: training chars/s (after warm-up, median of timed windows of about a second),
 sampling chars/s at batch 1, peak resident memory, and the same for PyTorch when a Python with
-torch is available (this one, or --torch-python). It prints a Markdown table with the ratios and
-the fraction of the machine's float32 GEMM peak (measured in the same run) that training reaches.
+torch is available (this one, or --torch-python). charrnn and PyTorch alternate for --rounds
+rounds, so that load from elsewhere on a shared machine hits both alike; each ratio is taken
+within a round. It prints a Markdown table with the ratios and the fraction of the machine's
+float32 GEMM peak (measured in the same workers) that training reaches.
 Then: start-up time of `charrnn sample` to its first character (warm kernel cache), and the peak
 memory of `charrnn train` on tinyshakespeare with LSTM 2x128.
 """
@@ -199,6 +201,19 @@ def train_peak_rss(tmp, steps=40):
     return float(r.stdout.strip().splitlines()[-1])
 
 
+def measure(name, a, torch_ok):
+    """Alternate charrnn and PyTorch workers for a.rounds rounds; lists of their results."""
+    c, t = [], []
+    for _ in range(a.rounds):
+        c.append(run_worker(sys.executable, "charrnn", name, a.windows))
+        if torch_ok:
+            t.append(run_worker(a.torch_python, "torch", name, a.windows))
+    print(f"  measured {name}", file=sys.stderr)
+    if any(r is None for r in c + t):
+        return [], []
+    return c, t
+
+
 def has_torch(python):
     return subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
 
@@ -206,7 +221,9 @@ def has_torch(python):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--windows", type=int, default=5, help="timed training windows per config")
+    ap.add_argument("--windows", type=int, default=3, help="timed training windows per worker")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="charrnn/PyTorch alternations per configuration")
     ap.add_argument("--torch-python", default=sys.executable,
                     help="a Python with torch installed (default: this one)")
     ap.add_argument("--worker", choices=["charrnn", "torch"], help=argparse.SUPPRESS)
@@ -220,27 +237,33 @@ def main():
     torch_ok = has_torch(a.torch_python)
     print(f"# charrnn throughput, {platform.machine()}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}; batch {B}, seq {T}, vocab {V}, Adam")
-    print(f"command: python bench/throughput.py{'' if a.torch_python == sys.executable else ' --torch-python ' + a.torch_python}")
+    print(f"command: python bench/throughput.py --rounds {a.rounds}"
+          f"{'' if a.torch_python == sys.executable else ' --torch-python ' + a.torch_python}")
     if not torch_ok:
         print("(PyTorch not found: ratios omitted; pass --torch-python)")
-    rows = []
-    for name in names:
-        c = run_worker(sys.executable, "charrnn", name, a.windows)
-        t = run_worker(a.torch_python, "torch", name, a.windows) if torch_ok else None
-        rows.append((name, c, t))
-        print(f"  measured {name}", file=sys.stderr)
-    tv = next((t["version"] for _, _, t in rows if t), None)
-    print(f"\nPyTorch {tv}, 2 threads; chars/s are medians; x = charrnn / PyTorch.\n" if tv else "")
+    rows = [(name, *measure(name, a, torch_ok)) for name in names]
+    tv = next((t[0]["version"] for _, _, t in rows if t), None)
+    if tv:
+        print(f"\nPyTorch {tv}, 2 threads. Each configuration: {a.rounds} rounds, charrnn and PyTorch "
+              "alternating; chars/s are medians over rounds (each round itself a median of timed "
+              "windows); x is the median of the per-round ratios, [min-max] their spread.\n")
     print("| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | % GEMM peak | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, c, t in rows:
-        if c is None:
+        if not c:
             continue
-        frac = c["train"] * flops_per_char(*CONFIGS[name]) / 1e9 / c["gemm_gflops"]
-        tt = f"{t['train']:,.0f} | {c['train'] / t['train']:.2f}" if t else "- | -"
-        ts = f"{t['sample']:,.0f} | {c['sample'] / t['sample']:.1f}" if t else "- | -"
-        print(f"| {name} | {c['train']:,.0f} | {tt} | {c['sample']:,.0f} | {ts} | "
-              f"{100 * frac:.0f}% of {c['gemm_gflops']:.0f} GFLOP/s | {c['rss']:.0f} |")
+        med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
+        frac = med(c, "train") * flops_per_char(*CONFIGS[name]) / 1e9 / med(c, "gemm_gflops")
+        cols = []
+        for key in ("train", "sample"):
+            if t:
+                ratios = [ci[key] / ti[key] for ci, ti in zip(c, t)]
+                cols.append(f"{med(c, key):,.0f} | {med(t, key):,.0f} | "
+                            f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]")
+            else:
+                cols.append(f"{med(c, key):,.0f} | - | -")
+        print(f"| {name} | {cols[0]} | {cols[1]} | {100 * frac:.0f}% of "
+              f"{med(c, 'gemm_gflops'):.0f} GFLOP/s | {max(r['rss'] for r in c):.0f} |")
     if not a.no_cli:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"\nstart-up, `charrnn sample` to first character (warm cache, median of 5): "
