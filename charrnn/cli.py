@@ -32,8 +32,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="charrnn", prog_name="charrnn")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
-@click.pass_context
-def cli(ctx, debug):
+def cli(debug):
     """Character-level RNN/GRU/LSTM language models: train, sample, evaluate.
 
     \b
@@ -41,7 +40,7 @@ def cli(ctx, debug):
       charrnn train --time-limit 300      # the bundled tinyshakespeare
       charrnn sample --temp 0.8 --prime "ROMEO:"
     """
-    ctx.obj = {"debug": debug or os.environ.get("CHARRNN_DEBUG") == "1"}
+    # --debug is read by _Group.invoke, which catches the errors.
 
 
 @cli.command()

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,6 @@ class TrainResult:
     best_val_loss: float
     last_val_loss: float
     stopped: str  # "finished", "time limit", "interrupted"
-    history: list = field(default_factory=list)
 
 
 @dataclass
