@@ -219,58 +219,60 @@ class _Run:
 
     def loop(self) -> TrainResult:
         """Step until a stopping condition; validate, log and checkpoint on the way."""
-        c = self.cfg
         bar = _Bar(self.total, self.prog.step, self.show)
-        log = open(self.run_dir / "metrics.csv", "a", newline="")
-        writer = csv.writer(log)
-        t_start = time.perf_counter()
-        seconds0 = self.prog.seconds
-        stopped, val, last_row_at = "finished", None, None
-        old = self._install_signals()
-        try:
-            while self.total is None or self.prog.step < self.total:
-                if c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit:
-                    stopped = "time limit"
-                    break
-                if self.stop_signal is not None:
-                    stopped = "interrupted"
-                    break
-                t0 = time.perf_counter()
-                loss, lr = self._step()
-                dt = time.perf_counter() - t0
-                self.prog.seconds = seconds0 + time.perf_counter() - t_start
-                val = self._maybe_evaluate()
-                speed = self.batches.batch_size * self.batches.seq_len / max(dt, 1e-9)
-                row = [self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
-                       "" if val is None else f"{val:.6f}", f"{lr:.6g}", f"{speed:.0f}",
-                       f"{self.prog.seconds:.3f}"]
-                last_row_at = log.tell()
-                writer.writerow(row)
-                if self._checkpoint_due(val is not None):
-                    log.flush()
-                    self.checkpoint()
-                bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
-                if self.sample_every and self.prog.step % self.sample_every == 0:
-                    bar.write(self._sample_text())
-        finally:
-            self._restore_signals(old)
-            log.flush()
-            bar.close()
-        # Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation and last.npz.
-        if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
-            val = self._evaluate_and_keep_best()
-            if last_row_at is not None:  # put it on the last step's row, which has none yet
-                log.seek(last_row_at)
-                log.truncate()
-                row[3] = f"{val:.6f}"
-                writer.writerow(row)
-        log.close()
+        with open(self.run_dir / "metrics.csv", "a", newline="") as log:
+            old = self._install_signals()
+            try:
+                stopped, val, last = self._run_steps(log, bar)
+            finally:
+                self._restore_signals(old)
+                bar.close()
+            # Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation, put on
+            # the last step's row (which has none yet), and last.npz.
+            if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
+                val = self._evaluate_and_keep_best()
+                if last is not None:
+                    at, row = last
+                    log.seek(at)
+                    log.truncate()
+                    row[3] = f"{val:.6f}"
+                    csv.writer(log).writerow(row)
         self.checkpoint()
         if stopped == "interrupted":
             print(f"interrupted: saved {self.run_dir / 'last.npz'} at step {self.prog.step}; "
                   "continue with --resume", file=sys.stderr)
         return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
                            self.prog.last_val_loss, stopped)
+
+    def _run_steps(self, log, bar):
+        """The step loop. Returns (why it stopped, the last step's validation loss or None,
+        (file offset, row) of the last metrics row written or None)."""
+        c, writer = self.cfg, csv.writer(log)
+        t_start, seconds0 = time.perf_counter(), self.prog.seconds
+        val, last = None, None
+        while self.total is None or self.prog.step < self.total:
+            if c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit:
+                return "time limit", val, last
+            if self.stop_signal is not None:
+                return "interrupted", val, last
+            t0 = time.perf_counter()
+            loss, lr = self._step()
+            dt = time.perf_counter() - t0
+            self.prog.seconds = seconds0 + time.perf_counter() - t_start
+            val = self._maybe_evaluate()
+            speed = self.batches.batch_size * self.batches.seq_len / max(dt, 1e-9)
+            row = [self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
+                   "" if val is None else f"{val:.6f}", f"{lr:.6g}", f"{speed:.0f}",
+                   f"{self.prog.seconds:.3f}"]
+            last = (log.tell(), row)
+            writer.writerow(row)
+            if self._checkpoint_due(val is not None):
+                log.flush()  # the log on disk never lags behind a checkpoint
+                self.checkpoint()
+            bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
+            if self.sample_every and self.prog.step % self.sample_every == 0:
+                bar.write(self._sample_text())
+        return "finished", val, last
 
     def _sample_text(self) -> str:
         from .sample import sample
