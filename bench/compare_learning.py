@@ -42,7 +42,8 @@ def main():
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V = len(vocab)
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab)
-    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[a.model](V, a.hidden, a.layers)
+    cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+    rnn = cells[a.model](V, a.hidden, a.layers)
     dec = torch.nn.Linear(a.hidden, V)
     tm = torch.nn.ModuleDict({"rnn": rnn, "decoder": dec})
     tm.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(m).items()})
@@ -70,7 +71,8 @@ def main():
             ours = evaluate_ids(m, val_ids, 50, 50).nats_per_char
             theirs = from_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()},
                                      a.model)
-            print(f"{step + 1}, {ours:.4f}, {evaluate_ids(theirs, val_ids, 50, 50).nats_per_char:.4f}",
+            ref = evaluate_ids(theirs, val_ids, 50, 50).nats_per_char
+            print(f"{step + 1}, {ours:.4f}, {ref:.4f}",
                   flush=True)
 
 

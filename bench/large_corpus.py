@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_corpus(path, size_mb):
-    base = open(os.path.join(ROOT, "data", "tinyshakespeare.txt"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
+        base = f.read()
     base = base.replace("thee", "th\u00e9e").replace("love", "l\u00f6ve")  # 2-byte characters
     block = base.encode("utf-8")
     target = size_mb << 20
@@ -35,8 +36,10 @@ def make_corpus(path, size_mb):
 def child_peak(cmd):
     code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
-    out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True, check=True)
+            "print(time.perf_counter() - t, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+    out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True,
+                         check=True)
     secs, rss = out.stdout.split()
     return float(secs), float(rss)
 
@@ -55,8 +58,10 @@ def main():
     for f in os.listdir(cache) if os.path.isdir(cache) else []:
         os.unlink(os.path.join(cache, f))
     size = os.path.getsize(corpus) / 1e6
-    enc = [sys.executable, "-c", f"import sys; sys.path.insert(0, {ROOT!r}); from charrnn.corpus "
-           f"import load_corpus; c = load_corpus({corpus!r}); print(len(c.ids), len(c.vocab))"]
+    enc = [sys.executable, "-c", (f"import sys; sys.path.insert(0, {ROOT!r}); "
+                                  "from charrnn.corpus import load_corpus; "
+                                  f"c = load_corpus({corpus!r}); "
+                                  "print(len(c.ids), len(c.vocab))")]
     secs, rss = child_peak(enc)
     print(f"# large corpus: {size:,.0f} MB of UTF-8 ({time.strftime('%Y-%m-%d')})")
     print(f"command: python bench/large_corpus.py --size-mb {a.size_mb} --steps {a.steps}")
@@ -65,7 +70,8 @@ def main():
     secs, rss = child_peak(enc)
     print(f"second load (cache hit): {secs:.2f} s, peak RSS {rss:.0f} MiB")
     train = [sys.executable, "-m", "charrnn", "train", corpus, "--max-steps", str(a.steps),
-             "--eval-every", str(a.steps), "--quiet", "--checkpoint-dir", os.path.join(a.dir, "run")]
+             "--eval-every", str(a.steps), "--quiet",
+             "--checkpoint-dir", os.path.join(a.dir, "run")]
     secs, rss = child_peak(train)
     print(f"`charrnn train` LSTM 2x128, {a.steps} steps + 1 validation: {secs:.0f} s, "
           f"peak RSS {rss:.0f} MiB")

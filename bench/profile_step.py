@@ -84,7 +84,8 @@ def main():
         accounted += t
         print(f"| {label} | {1000 * t / a.steps:.2f} | {100 * t / total:.0f}% |")
     rest = total - accounted
-    print(f"| Python glue (loops, slicing, calls) | {1000 * rest / a.steps:.2f} | {100 * rest / total:.0f}% |")
+    print(f"| Python glue (loops, slicing, calls) | {1000 * rest / a.steps:.2f} | "
+          f"{100 * rest / total:.0f}% |")
 
 
 if __name__ == "__main__":

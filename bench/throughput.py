@@ -62,7 +62,7 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# -- workers (run in subprocesses) -------------------------------------------------------------------
+# -- workers (run in subprocesses) ----------------------------------------------------------------
 
 def charrnn_training_step(cell, layers, hidden):
     """A charrnn model and a function doing one full training step on a fixed random batch:
@@ -123,7 +123,9 @@ def worker_torch(cell, layers, hidden, windows):
     state = [None]
 
     def detach(s):
-        return None if s is None else (tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach())
+        if s is None:
+            return None
+        return tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach()
 
     def step():
         out, s = rnn(eye[x], detach(state[0]))
@@ -162,14 +164,14 @@ def _time(f):
 def run_worker(python, kind, name, windows):
     cmd = [python, os.path.abspath(__file__), "--worker", kind, "--configs", name,
            "--windows", str(windows)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         print(f"[{kind} {name} failed]\n{r.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-# -- start-up and memory of the real CLI -------------------------------------------------------------
+# -- start-up and memory of the real CLI ----------------------------------------------------------
 
 def startup_seconds(tmp, repeats=5):
     """Seconds from process start to the first sampled character, kernel cache warm."""
@@ -215,11 +217,13 @@ def measure(name, a, torch_ok):
 
 
 def has_torch(python):
-    return subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
+    r = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
+    return r.returncode == 0
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--windows", type=int, default=3, help="timed training windows per worker")
     ap.add_argument("--rounds", type=int, default=3,
@@ -244,22 +248,27 @@ def main():
     rows = [(name, *measure(name, a, torch_ok)) for name in names]
     tv = next((t[0]["version"] for _, _, t in rows if t), None)
     if tv:
-        print(f"\nPyTorch {tv}, 2 threads. Each configuration: {a.rounds} rounds, charrnn and PyTorch "
+        print(f"\nPyTorch {tv}, 2 threads. Each configuration: {a.rounds} rounds, charrnn and "
+              "PyTorch "
               "alternating; chars/s are medians over rounds (each round itself a median of timed "
               "windows); x is the median of the per-round ratios, [min-max] their spread.\n")
-    print("| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | % GEMM peak | peak RSS MiB |")
+    print("| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | % GEMM peak "
+          "| peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, c, t in rows:
         if not c:
             continue
-        med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
+        def med(runs, key):
+            return statistics.median(r[key] for r in runs)
+
         frac = med(c, "train") * flops_per_char(*CONFIGS[name]) / 1e9 / med(c, "gemm_gflops")
         cols = []
         for key in ("train", "sample"):
             if t:
                 ratios = [ci[key] / ti[key] for ci, ti in zip(c, t)]
                 cols.append(f"{med(c, key):,.0f} | {med(t, key):,.0f} | "
-                            f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]")
+                            f"{statistics.median(ratios):.2f} "
+                            f"[{min(ratios):.2f}-{max(ratios):.2f}]")
             else:
                 cols.append(f"{med(c, key):,.0f} | - | -")
         print(f"| {name} | {cols[0]} | {cols[1]} | {100 * frac:.0f}% of "
@@ -268,7 +277,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             print(f"\nstart-up, `charrnn sample` to first character (warm cache, median of 5): "
                   f"{startup_seconds(tmp):.2f} s")
-            print(f"peak RSS, `charrnn train` tinyshakespeare LSTM 2x128: {train_peak_rss(tmp):.0f} MiB")
+            print("peak RSS, `charrnn train` tinyshakespeare LSTM 2x128: "
+                  f"{train_peak_rss(tmp):.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def resolve_checkpoint(path=None, runs_root="checkpoints") -> Path:
     the most recently written checkpoint under `runs_root`.
     """
     if path is None:
-        found = sorted(Path(runs_root).glob("*/*.npz"), key=os.path.getmtime) if Path(runs_root).is_dir() else []
+        root = Path(runs_root)
+        found = sorted(root.glob("*/*.npz"), key=os.path.getmtime) if root.is_dir() else []
         if not found:
             raise CharrnnError(f"no checkpoint given and none found under {runs_root}/; "
                                "train one with `charrnn train` or pass a checkpoint path")

@@ -29,7 +29,8 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="charrnn", prog_name="charrnn")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 def cli(debug):
@@ -168,9 +169,12 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
 @click.option("--length", type=int, default=500, show_default=True, help="Characters to generate.")
 @click.option("--prime", default=None, help="Text to start from (printed first).")
 @click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k most likely (0: all).")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold.")
-@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples per temperature.")
+@click.option("--top-k", type=int, default=0, show_default=True,
+              help="Sample among the k most likely (0: all).")
+@click.option("--top-p", type=float, default=1.0, show_default=True,
+              help="Nucleus sampling threshold.")
+@click.option("--num-samples", type=int, default=1, show_default=True,
+              help="Samples per temperature.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of stdout.")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, output):
@@ -218,7 +222,8 @@ def _parse_temps(temps: str) -> list[float]:
     try:
         return [float(t) for t in temps.split(",")]
     except ValueError:
-        raise CharrnnError(f"--temp must be a number or a comma-separated list, got {temps!r}") from None
+        raise CharrnnError(f"--temp must be a number or a comma-separated list, got {temps!r}") \
+            from None
 
 
 def _collect(parts: list):
@@ -384,7 +389,8 @@ def demo_hello(word, hidden, steps, seed):
                f"targets {word[1:]!r}\n")
     click.echo(f"before training (loss {r['losses'][0] if r['losses'] else float('nan'):.3f}):")
     click.echo(format_steps(r["before"], v))
-    click.echo(f"\nafter {steps} Adam steps (loss {r['losses'][-1] if r['losses'] else float('nan'):.4f}):")
+    final = r["losses"][-1] if r["losses"] else float("nan")
+    click.echo(f"\nafter {steps} Adam steps (loss {final:.4f}):")
     click.echo(format_steps(r["after"], v))
     click.echo(f"\nsamples from {word[0]!r}:")
     for t, text in r["samples"].items():

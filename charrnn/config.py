@@ -96,7 +96,8 @@ class TrainConfig:
         check(self.momentum is None or 0.0 <= self.momentum < 1.0,
               f"--momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
-        check(self.grad_clip >= 0, f"--grad-clip must be >= 0 (0 turns it off), got {self.grad_clip}")
+        check(self.grad_clip >= 0,
+              f"--grad-clip must be >= 0 (0 turns it off), got {self.grad_clip}")
         check(self.clip_mode in ("norm", "value"),
               f"--clip-mode must be norm or value, got {self.clip_mode!r}")
         check(self.lr_schedule in SCHEDULES,
@@ -114,7 +115,8 @@ class TrainConfig:
         check(self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}")
         check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
         check(self.checkpoint_every >= 0,
-              f"--checkpoint-every must be >= 0 (0: only at evaluations), got {self.checkpoint_every}")
+              "--checkpoint-every must be >= 0 (0: only at evaluations), "
+              f"got {self.checkpoint_every}")
         check(self.checkpoint_interval is None or self.checkpoint_interval > 0,
               f"--checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
         check(self.keep >= 0, f"--keep must be >= 0, got {self.keep}")

@@ -70,7 +70,8 @@ def _stat(path: str):
         raise CharrnnError(f"{path}: is a directory, expected a text file")
     st = os.stat(path)
     if st.st_size == 0:
-        raise CharrnnError(f"{path}: the file is empty; give a text file with some characters in it")
+        raise CharrnnError(f"{path}: the file is empty; give a text file with some characters "
+                           "in it")
     return st
 
 
@@ -106,7 +107,8 @@ def _chunks(path: str, encoding: str):
             try:
                 text = dec.decode(raw, final=final)
             except UnicodeDecodeError as e:
-                raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
+                at = offset - pending + e.start
+                raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {at}; "
                                    "fix the file or use --encoding bytes") from None
             yield text, raw
             offset += len(raw)

@@ -44,7 +44,8 @@ def read_text(path, encoding: str = "utf-8") -> str:
     except OSError as e:
         raise CharrnnError(f"{path}: cannot read ({e.strerror})") from None
     if not raw:
-        raise CharrnnError(f"{path}: the file is empty; give a text file with some characters in it")
+        raise CharrnnError(f"{path}: the file is empty; give a text file with some characters "
+                           "in it")
     if encoding == "bytes":
         return raw.decode("latin-1")
     if b"\x00" in raw:
@@ -98,7 +99,8 @@ class Vocab:
         missing = self.unknown(text)
         if missing and not skip_unknown:
             shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-            raise CharrnnError(f"{len(missing)} character(s) not in the model's vocabulary: {shown}")
+            raise CharrnnError(f"{len(missing)} character(s) not in the model's vocabulary: "
+                               f"{shown}")
         if missing:
             drop = set(missing)
             text = "".join(c for c in text if c not in drop)

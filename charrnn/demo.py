@@ -74,7 +74,8 @@ def hello(word: str = "hello", hidden: int = 3, steps: int = 300, seed: int = 0,
 
 def format_steps(steps: list[DemoStep], vocab: list[str]) -> str:
     """A table: t, input, one-hot, hidden state, scores per character, prediction."""
-    head = " t  in  one-hot    hidden state              scores " + " ".join(f"{c!r:>6}" for c in vocab) + "   next"
+    names = " ".join(f"{c!r:>6}" for c in vocab)
+    head = f" t  in  one-hot    hidden state              scores {names}   next"
     rows = [head]
     for t, s in enumerate(steps):
         oh = "".join(str(int(v)) for v in s.one_hot)

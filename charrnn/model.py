@@ -24,7 +24,8 @@ def param_layout(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
     out = []
     for k in range(cfg.layers):
         D = V if k == 0 else H
-        out += [(f"l{k}.wx", (D, GH)), (f"l{k}.wh", (H, GH)), (f"l{k}.bx", (GH,)), (f"l{k}.bh", (GH,))]
+        out += [(f"l{k}.wx", (D, GH)), (f"l{k}.wh", (H, GH)),
+                (f"l{k}.bx", (GH,)), (f"l{k}.bh", (GH,))]
     return out + [("dec.w", (H, V)), ("dec.b", (V,))]
 
 
@@ -156,7 +157,8 @@ class Model:
     def _project(self, lc: LayerCache, k: int, x, inp):
         """lc.xp = input @ W_x + b_x (+ b_h, except for the GRU, whose b_hn sits inside r*(...))."""
         T, B, GH = lc.xp.shape
-        bias = self.p[f"l{k}.bx"] if self.cfg.cell == "gru" else self.p[f"l{k}.bx"] + self.p[f"l{k}.bh"]
+        bx, bh = self.p[f"l{k}.bx"], self.p[f"l{k}.bh"]
+        bias = bx if self.cfg.cell == "gru" else bx + bh
         xp = lc.xp.reshape(T * B, GH)
         if k == 0:
             idx = np.ascontiguousarray(x, dtype=np.int32).reshape(T * B)
@@ -178,7 +180,8 @@ class Model:
         T, B = x.shape
         lcs = self._layers  # the windows the last forward filled (with its dropout masks)
         if lcs[0].xp.shape[:2] != (T, B):
-            raise ValueError(f"backward for x of shape {(T, B)} after a forward of {lcs[0].xp.shape[:2]}")
+            raise ValueError(f"backward for x of shape {(T, B)} after a forward of "
+                             f"{lcs[0].xp.shape[:2]}")
         relu = cfg.activation == "relu"
         self.zero_grad()
         N = T * B

@@ -34,13 +34,16 @@ class Optimizer:
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.step_count = 0
-        # Two state buffers serve every kind: Adam (m, v), SGD (momentum, unused), RMSprop (sq, buf).
+        # Two state buffers serve every kind: Adam (m, v), SGD (momentum, unused),
+        # RMSprop (square average, momentum).
         self.state = {"a": np.zeros(size, dtype), "b": np.zeros(size, dtype)}
 
     @classmethod
     def from_config(cls, tc: TrainConfig, size: int, dtype=np.float32) -> Optimizer:
         """The optimizer a TrainConfig asks for (momentum None: 0.9 for SGD, 0 for RMSprop)."""
-        momentum = tc.momentum if tc.momentum is not None else (0.9 if tc.optimizer == "sgd" else 0.0)
+        momentum = tc.momentum
+        if momentum is None:
+            momentum = 0.9 if tc.optimizer == "sgd" else 0.0
         return cls(tc.optimizer, size, momentum, tc.nesterov, tc.weight_decay, dtype)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:

@@ -191,7 +191,8 @@ class _Run:
         """Continue exactly where a checkpoint left off."""
         p = meta["progress"]
         self.prog = _Progress(p["step"], p["chars_seen"], p["seconds"],
-                              _num(p["best_val_loss"], math.inf), _num(p["last_val_loss"], math.nan))
+                              _num(p["best_val_loss"], math.inf),
+                              _num(p["last_val_loss"], math.nan))
         self.opt.state["a"][:] = arrays["opt_a"]
         self.opt.state["b"][:] = arrays["opt_b"]
         self.opt.step_count = meta["optimizer"]["step_count"]
@@ -386,7 +387,8 @@ class _Bar:
         if not self.show:
             return
         bpc = loss / math.log(2)
-        text = f"epoch {epoch:.2f} loss {loss:.3f} ({bpc:.2f} bpc) val {val:.3f} {speed:,.0f} chars/s"
+        text = (f"epoch {epoch:.2f} loss {loss:.3f} ({bpc:.2f} bpc) val {val:.3f} "
+                f"{speed:,.0f} chars/s")
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(step - self.bar.n)

@@ -15,7 +15,8 @@ CASES = [(cell, L) for cell in CELLS for L in (1, 2, 3)] + [("rnn-relu", 2)]
 
 def make(case, L, **kw):
     cell = case.split("-")[0]
-    return random_model(cell, layers=L, activation="relu" if case.endswith("relu") else "tanh", **kw)
+    activation = "relu" if case.endswith("relu") else "tanh"
+    return random_model(cell, layers=L, activation=activation, **kw)
 
 
 @pytest.mark.parametrize("case,L", CASES)
@@ -64,7 +65,7 @@ def test_long_sequence_equals_chunks_with_carried_state(case, L):
     m = make(case, L)
     x, y = random_batch(T=12, B=3)
     state = random_state(m, 3)
-    whole, (h, c) = m.forward(x, y, state)
+    whole, (h, _) = m.forward(x, y, state)
     total, s = 0.0, state
     for a, b in [(0, 5), (5, 6), (6, 12)]:
         loss, s = m.forward(x[a:b], y[a:b], s)

@@ -72,7 +72,8 @@ def test_export_loads_into_pytorch(cell, tmp_path):
         cfg["vocab_size"], cfg["hidden"], cfg["layers"])
     dec = torch.nn.Linear(cfg["hidden"], cfg["vocab_size"])
     model = torch.nn.ModuleDict({"rnn": rnn, "decoder": dec})
-    model.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files if k not in ("vocab", "config")})
+    weights = {k: torch.from_numpy(z[k]) for k in z.files if k not in ("vocab", "config")}
+    model.load_state_dict(weights)
     ids = np.array([0, 3, 1, 5, 2, 2, 4])
     with torch.no_grad():
         out, _ = rnn(torch.nn.functional.one_hot(torch.from_numpy(ids), 6).float()[:, None])

@@ -92,7 +92,8 @@ def test_sample_temperature_list_num_samples_and_output(trained, tmp_path):
               "--seed", 4).stdout
     assert out.count("--- temperature") == 4
     assert "--- temperature 1.0, sample 2 ---" in out
-    run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First", "-o", tmp_path / "s.txt")
+    run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First",
+        "-o", tmp_path / "s.txt")
     text = (tmp_path / "s.txt").read_text()
     assert text.startswith("First") and len(text) == 35
     assert text == run("sample", trained, "--length", 30, "--seed", 4, "--prime", "First").stdout

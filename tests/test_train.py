@@ -8,11 +8,11 @@ import charrnn
 from charrnn import TrainConfig
 from charrnn.errors import CharrnnError
 
-SMALL = dict(hidden=16, layers=1)
+SMALL = {"hidden": 16, "layers": 1}
 
 
 def cfg(**kw):
-    base = dict(seq_len=10, batch_size=4, max_steps=20, eval_every=10, lr=0.01)
+    base = {"seq_len": 10, "batch_size": 4, "max_steps": 20, "eval_every": 10, "lr": 0.01}
     base.update(kw)
     return TrainConfig(**base)
 
