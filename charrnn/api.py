@@ -71,7 +71,7 @@ def info(path=None) -> dict:
     """
     import math
 
-    from .model import num_params
+    from .cells import num_params
 
     file = resolve_checkpoint(path)
     meta, _ = ckpt.load(file)

@@ -20,9 +20,9 @@ import zipfile
 
 import numpy as np
 
+from .cells import num_params
 from .config import ModelConfig, from_dict
 from .errors import CharrnnError
-from .model import num_params
 
 FORMAT_VERSION = 1
 ARRAYS = ("params", "opt_a", "opt_b", "state_h", "state_c")

@@ -93,6 +93,8 @@ def cli(debug):
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: checkpoints/<corpus name>].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None,
+              help="Worker threads [default: every core this process may use].")
 @click.option("--encoding", type=click.Choice(["utf-8", "bytes"]), default="utf-8",
               show_default=True, help="Read the corpus as UTF-8 characters or raw bytes.")
 @click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",

@@ -8,10 +8,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .cells import CELLS
 from .errors import CharrnnError
 
-CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per cell: G in the (D, G*H) weight shapes
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -55,7 +54,7 @@ class ModelConfig:
     @property
     def gates(self) -> int:
         """G: gate blocks per layer (1 for RNN, 3 for GRU, 4 for LSTM)."""
-        return GATES[self.cell]
+        return CELLS[self.cell].G
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class TrainConfig:
     keep: int = 0
     seed: int = 0
     encoding: str = "utf-8"
+    threads: int | None = None  # worker threads; None: every core this process may use
 
     def __post_init__(self):
         check(self.seq_len >= 1, f"--seq-len must be >= 1, got {self.seq_len}")
@@ -120,6 +120,8 @@ class TrainConfig:
         check(self.checkpoint_interval is None or self.checkpoint_interval > 0,
               f"--checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
         check(self.keep >= 0, f"--keep must be >= 0, got {self.keep}")
+        check(self.threads is None or self.threads >= 1,
+              f"--threads must be >= 1, got {self.threads}")
         check(self.encoding in ("utf-8", "bytes"),
               f"--encoding must be utf-8 or bytes, got {self.encoding!r}")
 

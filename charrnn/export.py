@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from .cells import CELLS
 from .errors import CharrnnError
 
 
@@ -65,12 +66,12 @@ def from_state_dict(weights: dict, cell: str, vocab=None, activation: str = "tan
     cell : {"rnn", "gru", "lstm"}
     vocab : Vocab, optional
     """
-    from .config import GATES, ModelConfig
+    from .config import ModelConfig
     from .model import Model
 
     V, H = np.shape(weights["decoder.weight"])
     layers = sum(1 for k in weights if k.startswith("rnn.weight_hh_l"))
-    if np.shape(weights["rnn.weight_hh_l0"]) != (GATES[cell] * H, H):
+    if np.shape(weights["rnn.weight_hh_l0"]) != (CELLS[cell].G * H, H):
         raise CharrnnError(f"weights do not fit a {cell} with hidden size {H}")
     m = Model(ModelConfig(V, cell, H, layers, activation=activation), dtype=dtype, vocab=vocab)
     for k in range(layers):

@@ -22,7 +22,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-CELL_RNN, CELL_GRU, CELL_LSTM = 0, 1, 2
+from .cells import CELLS
+
+CELL_RNN, CELL_GRU, CELL_LSTM = (CELLS[c].code for c in ("rnn", "gru", "lstm"))
 
 # Fast-math flags for the pointwise kernels: reordering and reciprocal tricks are fine, but not
 # "no NaNs / no infinities", so a diverging run still shows up as NaN.

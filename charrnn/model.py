@@ -1,54 +1,15 @@
 """The model: one-hot -> L recurrent layers (with dropout) -> linear -> softmax.
 
-Parameters live in one flat buffer; each weight is a named view into it. Gradients and optimizer
-moments use the same layout, so an optimizer step is one loop and a checkpoint is a few arrays.
-Per layer k the views are (D_k = V for k = 0, else H; G gate blocks, see kernels.py):
-    l{k}.wx (D_k, G*H)   transposed W_ih      l{k}.bx (G*H,)   b_ih
-    l{k}.wh (H, G*H)     transposed W_hh      l{k}.bh (G*H,)   b_hh
-then dec.w (H, V) (transposed decoder weight) and dec.b (V,).
+The parameters are one flat buffer with named views (layout in cells.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import kernels as K
+from .cells import init_params, num_params, views
 from .config import ModelConfig
 from .layers import LayerCache, layer_backward, layer_forward
-
-CELL_CODES = {"rnn": K.CELL_RNN, "gru": K.CELL_GRU, "lstm": K.CELL_LSTM}
-
-
-def param_layout(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
-    """Names and shapes of the parameter views, in buffer order."""
-    GH, H, V = cfg.gates * cfg.hidden, cfg.hidden, cfg.vocab_size
-    out = []
-    for k in range(cfg.layers):
-        D = V if k == 0 else H
-        out += [(f"l{k}.wx", (D, GH)), (f"l{k}.wh", (H, GH)),
-                (f"l{k}.bx", (GH,)), (f"l{k}.bh", (GH,))]
-    return out + [("dec.w", (H, V)), ("dec.b", (V,))]
-
-
-def views(flat: np.ndarray, cfg: ModelConfig) -> dict[str, np.ndarray]:
-    """Named views into a flat buffer laid out by param_layout."""
-    out, off = {}, 0
-    for name, shape in param_layout(cfg):
-        size = int(np.prod(shape))
-        out[name] = flat[off: off + size].reshape(shape)
-        off += size
-    return out
-
-
-def param_offsets(cfg: ModelConfig) -> np.ndarray:
-    """Start offset of every view, in layout order (what the compiled sampler reads)."""
-    sizes = [int(np.prod(s)) for _, s in param_layout(cfg)]
-    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-
-
-def num_params(cfg: ModelConfig) -> int:
-    """Total number of parameters."""
-    return sum(int(np.prod(s)) for _, s in param_layout(cfg))
-
 
 class Model:
     """A character-level recurrent language model.
@@ -237,21 +198,3 @@ class Model:
         loss, state = self.forward(x, y, state, train=True, rng=rng)
         self.backward(x)
         return loss, state
-
-
-def init_params(cfg: ModelConfig, rng) -> np.ndarray:
-    """PyTorch's initialisation: every weight and bias uniform in +-1/sqrt(H); the decoder's
-    bias zero; the LSTM forget-gate bias set to 1 (in b_ih, so b_ih + b_hh starts near 1) so that
-    the cell remembers by default early in training."""
-    flat = np.zeros(num_params(cfg), np.float32)
-    p = views(flat, cfg)
-    bound = 1.0 / np.sqrt(cfg.hidden)
-    for name, view in p.items():
-        if name != "dec.b":
-            view[...] = rng.uniform(-bound, bound, view.shape)
-    if cfg.cell == "lstm":
-        H = cfg.hidden
-        for k in range(cfg.layers):
-            p[f"l{k}.bx"][H:2 * H] = 1.0
-            p[f"l{k}.bh"][H:2 * H] = 0.0
-    return flat

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import kernels as K
 from .errors import CharrnnError
-from .model import CELL_CODES, param_offsets
+from .cells import CELLS, param_offsets
 
 CHUNK = 64  # characters per compiled call: small enough to stream, large enough to be cheap
 
@@ -55,7 +55,7 @@ def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
     offs = param_offsets(cfg)
     hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
     cs = np.zeros_like(hs)
-    code, relu = CELL_CODES[cfg.cell], cfg.activation == "relu"
+    code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
     K.advance(hs, cs, params, offs, ids[:-1], code, relu, cfg.hidden, cfg.vocab_size)
     x = int(ids[-1])
     rng = np.random.default_rng(seed)

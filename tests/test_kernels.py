@@ -8,7 +8,8 @@ from conftest import CELLS, random_batch, random_model, random_state
 from charrnn import kernels as K
 from charrnn.config import ModelConfig
 from charrnn.export import state_dict
-from charrnn.model import Model, init_params
+from charrnn.cells import init_params
+from charrnn.model import Model
 
 CASES = [(cell, L) for cell in CELLS for L in (1, 2, 3)] + [("rnn-relu", 2)]
 
@@ -110,9 +111,9 @@ def test_compiled_sampler_step_matches_batched_forward(cell):
     m = random_model(cell, layers=2, V=6, H=5, dtype=np.float32)
     ids = np.array([1, 4, 2, 5, 0], np.int64)
     hs, cs = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
-    from charrnn.model import CELL_CODES, param_offsets
+    from charrnn.cells import CELLS, param_offsets
     offs = param_offsets(m.cfg)
-    K.advance(hs, cs, m.params, offs, ids, CELL_CODES[cell], False, 5, 6)
+    K.advance(hs, cs, m.params, offs, ids, CELLS[cell].code, False, 5, 6)
     logits = np.zeros(6, np.float32)
     K.decode_logits(logits, hs, m.params, offs, 5, 6)
     m.forward(ids[:, None], np.zeros((5, 1), np.int64), m.zero_state(1))

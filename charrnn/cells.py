@@ -1,0 +1,110 @@
+"""What each recurrent cell is, and where every weight lives in the flat parameter buffer.
+
+One description per cell (gate count, the code the compiled kernels dispatch on, its forward
+caches, how its biases fold), used by the model, the compiled stack, the sampler, the export and
+the compile notice, instead of `if cell == ...` branches in several files.
+
+Parameters live in one flat buffer; each weight is a named view into it. Gradients and optimizer
+moments use the same layout, so an optimizer step is one loop and a checkpoint is a few arrays.
+Per layer k the views are (D_k = V for k = 0, else H; G gate blocks):
+    l{k}.wx (D_k, G*H)   transposed W_ih      l{k}.bx (G*H,)   b_ih
+    l{k}.wh (H, G*H)     transposed W_hh      l{k}.bh (G*H,)   b_hh
+then dec.w (H, V) (transposed decoder weight) and dec.b (V,).
+
+This module imports nothing from charrnn: configs, the model and checkpoints all build on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One recurrent cell, described once.
+
+    Attributes
+    ----------
+    name : str
+        ``"rnn"``, ``"gru"`` or ``"lstm"``.
+    code : int
+        What the compiled kernels dispatch on (kernels.CELL_*).
+    gates : str
+        Gate blocks in weight order, PyTorch's: G = len(gates).
+    has_c : bool
+        Carries a cell state c beside h (LSTM).
+    fold_bh : bool
+        b_hh can be added to the input projection once per window. The GRU cannot: its b_hn sits
+        inside r * (W_hn h + b_hn).
+    """
+
+    name: str
+    code: int
+    gates: str
+    has_c: bool
+    fold_bh: bool
+
+    @property
+    def G(self) -> int:
+        """Gate blocks per layer: the G in the (D, G*H) weight shapes."""
+        return len(self.gates)
+
+
+# The codes are the values of kernels.CELL_RNN / CELL_GRU / CELL_LSTM (kernels imports them here).
+CELLS = {
+    "rnn": Cell("rnn", 0, "n", has_c=False, fold_bh=True),
+    "gru": Cell("gru", 1, "rzn", has_c=False, fold_bh=False),
+    "lstm": Cell("lstm", 2, "ifgo", has_c=True, fold_bh=True),
+}
+
+
+def param_layout(cfg) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the parameter views of a ModelConfig, in buffer order."""
+    GH, H, V = CELLS[cfg.cell].G * cfg.hidden, cfg.hidden, cfg.vocab_size
+    out = []
+    for k in range(cfg.layers):
+        D = V if k == 0 else H
+        out += [(f"l{k}.wx", (D, GH)), (f"l{k}.wh", (H, GH)),
+                (f"l{k}.bx", (GH,)), (f"l{k}.bh", (GH,))]
+    return out + [("dec.w", (H, V)), ("dec.b", (V,))]
+
+
+def views(flat: np.ndarray, cfg) -> dict[str, np.ndarray]:
+    """Named views into a flat buffer laid out by param_layout."""
+    out, off = {}, 0
+    for name, shape in param_layout(cfg):
+        size = int(np.prod(shape))
+        out[name] = flat[off: off + size].reshape(shape)
+        off += size
+    return out
+
+
+def param_offsets(cfg) -> np.ndarray:
+    """Start offset of every view, in layout order (what the compiled kernels read)."""
+    sizes = [int(np.prod(s)) for _, s in param_layout(cfg)]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def num_params(cfg) -> int:
+    """Total number of parameters."""
+    return sum(int(np.prod(s)) for _, s in param_layout(cfg))
+
+
+def init_params(cfg, rng) -> np.ndarray:
+    """PyTorch's initialisation: every weight and bias uniform in +-1/sqrt(H); the decoder's
+    bias zero; the LSTM forget-gate bias set to 1 (in b_ih, so b_ih + b_hh starts near 1) so that
+    the cell remembers by default early in training."""
+    flat = np.zeros(num_params(cfg), np.float32)
+    p = views(flat, cfg)
+    bound = 1.0 / np.sqrt(cfg.hidden)
+    for name, view in p.items():
+        if name != "dec.b":
+            view[...] = rng.uniform(-bound, bound, view.shape)
+    cell = CELLS[cfg.cell]
+    if "f" in cell.gates:
+        H, f = cfg.hidden, cell.gates.index("f")
+        for k in range(cfg.layers):
+            p[f"l{k}.bx"][f * H:(f + 1) * H] = 1.0
+            p[f"l{k}.bh"][f * H:(f + 1) * H] = 0.0
+    return flat
