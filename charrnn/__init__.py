@@ -17,7 +17,7 @@ from .errors import CharrnnError
 from .evaluate import EvalResult, evaluate, evaluate_file
 from .export import export, from_state_dict, state_dict
 from .model import Model
-from .sample import sample, sample_chunks
+from .sample import sample, sample_chunks, sample_many
 from .train import TrainResult, train
 
 try:
@@ -45,6 +45,7 @@ __all__ = [
     "resolve_checkpoint",
     "sample",
     "sample_chunks",
+    "sample_many",
     "state_dict",
     "train",
 ]

@@ -35,7 +35,7 @@ def walk(model: Model, word: str) -> list[DemoStep]:
     ids = v.encode(word).astype(np.int64)
     x = ids[:-1, None]  # (T, 1)
     logits = model.logits(x)[:, 0]  # (T, V)
-    hidden = model._layers[0].h[1:, 0]  # (T, H): the states the logits came from
+    hidden = model.hidden_states()[0, :, 0]  # (T, H): the states the logits came from
     return [DemoStep(word[t], one_hot(ids[t], len(v), np.float64), hidden[t].copy(),
                      logits[t].copy(), v.chars[int(np.argmax(logits[t]))], word[t + 1])
             for t in range(len(word) - 1)]

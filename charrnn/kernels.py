@@ -12,8 +12,8 @@ We store weights transposed, W_x (D, G*H) and W_h (H, G*H), so that a batch time
 plain row-major GEMM and the one-hot input product is a row gather of W_x.
 
 Arguments come in the order outputs, caches, inputs, weights, sizes. Backward kernels write the
-gradient of the pre-activations; the drivers in layers.py turn those into weight gradients with one
-large GEMM per weight, outside the time loop. Kernels never allocate in the time loop, print, or
+gradient of the pre-activations; stack.py turns those into weight gradients with one large GEMM
+per weight, outside the time loop. Kernels never allocate in the time loop, print, or
 draw random numbers: randomness comes in as arrays of uniforms from the caller.
 """
 import math
@@ -351,7 +351,6 @@ def step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
     """
     L = hs.shape[0]
     G = pre.size // H
-    zero, one = hs.dtype.type(0.0), hs.dtype.type(1.0)
     for k in range(L):
         D = V if k == 0 else H
         Wx = _view(params, offs[4 * k], D, G * H)
@@ -367,22 +366,31 @@ def step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
             _matvec_add(pre, hs[k - 1], Wx)
         hp[:] = bh
         _matvec_add(hp, h, Wh)
-        if cell == CELL_LSTM:
-            _lstm_gates(pre, pre, hp, H)
-            for j in range(H):
-                c[j] = pre[H + j] * c[j] + pre[j] * pre[2 * H + j]
-            for j in range(H):
-                h[j] = pre[3 * H + j] * tanh(c[j])
-        elif cell == CELL_GRU:
-            for j in range(2 * H):
-                pre[j] = sigmoid(pre[j] + hp[j])
-            for j in range(H):
-                n = tanh(pre[2 * H + j] + pre[j] * hp[2 * H + j])
-                h[j] = (one - pre[H + j]) * n + pre[H + j] * h[j]
-        else:
-            for j in range(H):
-                a = pre[j] + hp[j]
-                h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+        _cell_update(h, c, pre, hp, cell, relu, H)
+
+
+@njit(**KW, inline="always")
+def _cell_update(h, c, pre, hp, cell, relu, H):
+    """One stream's new h, c (H,) from its input-side pre-activations pre (G*H,) (overwritten)
+    and hidden-side ones hp (G*H,), biases included. Each gate block is its own simple loop so
+    that it vectorizes (as in the training kernels)."""
+    zero, one = h.dtype.type(0.0), h.dtype.type(1.0)
+    if cell == CELL_LSTM:
+        _lstm_gates(pre, pre, hp, H)
+        for j in range(H):
+            c[j] = pre[H + j] * c[j] + pre[j] * pre[2 * H + j]
+        for j in range(H):
+            h[j] = pre[3 * H + j] * tanh(c[j])
+    elif cell == CELL_GRU:
+        for j in range(2 * H):
+            pre[j] = sigmoid(pre[j] + hp[j])
+        for j in range(H):
+            n = tanh(pre[2 * H + j] + pre[j] * hp[2 * H + j])
+            h[j] = (one - pre[H + j]) * n + pre[H + j] * h[j]
+    else:
+        for j in range(H):
+            a = pre[j] + hp[j]
+            h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
 
 
 @njit(**KW)
@@ -462,3 +470,72 @@ def advance(hs, cs, params, offs, ids, cell, relu, H, V):
     hp = np.empty(G * H, params.dtype)
     for n in range(ids.size):
         step_forward(hs, cs, pre, hp, params, offs, ids[n], cell, relu, H, V)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation of K streams at once: per step one (K, H) x (H, G*H) product per weight instead of K
+# matrix-vector products, so the weights are read once for all K streams.
+
+@njit(**KW)
+def step_forward_batch(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
+    """Advance K streams by one input id each. hs, cs (L, K, H) in/out; pre, hp (K, G*H):
+    scratch; x (K,) ids."""
+    L, K = hs.shape[0], hs.shape[1]
+    GH = pre.shape[1]
+    for k in range(L):
+        Wx = _view(params, offs[4 * k], V if k == 0 else H, GH)
+        Wh = _view(params, offs[4 * k + 1], H, GH)
+        bx = params[offs[4 * k + 2]: offs[4 * k + 2] + GH]
+        bh = params[offs[4 * k + 3]: offs[4 * k + 3] + GH]
+        if k > 0:
+            np.dot(hs[k - 1], Wx, pre)
+        np.dot(hs[k], Wh, hp)
+        for s in range(K):
+            p, q = pre[s], hp[s]
+            if k == 0:  # the one-hot product is a row gather
+                for j in range(GH):
+                    p[j] = Wx[x[s], j] + bx[j]
+            else:
+                for j in range(GH):
+                    p[j] += bx[j]
+            for j in range(GH):
+                q[j] += bh[j]
+            _cell_update(hs[k, s], cs[k, s], p, q, cell, relu, H)
+
+
+@njit(**KW)
+def generate_batch(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
+                   temperature, top_k, top_p):
+    """Generate out.shape[1] ids for each of K streams (out (K, n)), feeding each back in.
+    x (K,) in/out: the pending input ids; hs, cs (L, K, H) carry over between calls;
+    uniforms (K, n) in [0, 1), stream s drawing from its own row."""
+    K, n = out.shape
+    L = hs.shape[0]
+    GH = (4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)) * H
+    pre = np.empty((K, GH), params.dtype)
+    hp = np.empty((K, GH), params.dtype)
+    logits = np.empty((K, V), params.dtype)
+    probs = np.empty(V, np.float64)
+    order = np.empty(V, np.int64)
+    Wd = _view(params, offs[4 * L], H, V)
+    bd = params[offs[4 * L + 1]: offs[4 * L + 1] + V]
+    for i in range(n):
+        step_forward_batch(hs, cs, pre, hp, params, offs, x, cell, relu, H, V)
+        np.dot(hs[L - 1], Wd, logits)
+        for s in range(K):
+            row = logits[s]
+            for v in range(V):
+                row[v] += bd[v]
+            x[s] = pick(row, probs, order, uniforms[s, i], temperature, top_k, top_p)
+            out[s, i] = x[s]
+
+
+@njit(**KW)
+def advance_batch(hs, cs, params, offs, ids, cell, relu, H, V):
+    """Feed ids (n, K) through K streams, updating hs, cs (L, K, H); no output (priming)."""
+    K = hs.shape[1]
+    GH = (4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)) * H
+    pre = np.empty((K, GH), params.dtype)
+    hp = np.empty((K, GH), params.dtype)
+    for i in range(ids.shape[0]):
+        step_forward_batch(hs, cs, pre, hp, params, offs, ids[i], cell, relu, H, V)

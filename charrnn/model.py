@@ -1,15 +1,20 @@
 """The model: one-hot -> L recurrent layers (with dropout) -> linear -> softmax.
 
-The parameters are one flat buffer with named views (layout in cells.py).
+The parameters are one flat buffer with named views (layout in cells.py). Forward and backward
+split the batch's rows into shards, one per worker thread, and run each shard's whole stack in
+compiled code (stack.py) side by side (threads.py); the shards' gradients are then summed in a
+fixed order, so a given thread count always gives bit-identical results.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
-from .cells import init_params, num_params, views
+from . import stack
+from . import threads as workers
+from .cells import CELLS, init_params, num_params, param_offsets, views
 from .config import ModelConfig
-from .layers import LayerCache, layer_backward, layer_forward
+from .sample import sample as sample_text
+
 
 class Model:
     """A character-level recurrent language model.
@@ -24,12 +29,18 @@ class Model:
     seed : int
     vocab : Vocab, optional
         Attached so that sampling and evaluation can work with text.
+    threads : int, optional
+        Worker threads for forward and backward (default: every core this process may use).
+        Results for a given count are bit-identical run to run; different counts agree to
+        float32 summation order.
     """
 
-    def __init__(self, cfg: ModelConfig, params=None, dtype=np.float32, seed: int = 0, vocab=None):
+    def __init__(self, cfg: ModelConfig, params=None, dtype=np.float32, seed: int = 0, vocab=None,
+                 threads: int | None = None):
         self.cfg = cfg
         self.vocab = vocab
         self.dtype = np.dtype(dtype)
+        self.threads = threads
         n = num_params(cfg)
         if params is None:
             params = init_params(cfg, np.random.default_rng(seed))
@@ -39,7 +50,11 @@ class Model:
         self.grads = np.zeros_like(self.params)  # (P,)
         self.p = views(self.params, cfg)
         self.g = views(self.grads, cfg)
-        self._store = {}
+        self.offs = param_offsets(cfg)           # (4L + 2,) what the compiled code reads
+        self.dropout_masks = None                # (L, T, B, H) of the last training forward
+        self._ws = []                            # per shard: its flat workspace
+        self._shard_grads = []                   # per shard after the first: its gradients
+        self._last = None                        # what backward needs of the last forward
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -49,152 +64,153 @@ class Model:
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
     def zero_grad(self):
-        """The one place gradients are reset."""
+        """Reset the gradients (backward writes them whole, zeroing each shard's buffer first)."""
         self.grads[:] = 0.0
 
     # -- forward / backward --------------------------------------------------------------------
 
-    def _caches(self, T: int, B: int) -> list[LayerCache]:
-        """Buffers for a (T, B) window: one set per batch size in use (training, evaluation, its
-        batch-1 tail), sized for the longest window seen; shorter windows use leading slices."""
-        if B not in self._store or self._store[B][0] < T:
-            if B not in self._store and len(self._store) >= 3:
-                self._store.pop(next(iter(self._store)))
-            c = self.cfg
-            layers = [LayerCache(c.cell, T, B, c.vocab_size if k == 0 else c.hidden, c.hidden,
-                                 c.gates, self.dtype) for k in range(c.layers)]
-            probs = np.zeros((T * B, c.vocab_size), self.dtype)  # (N, V)
-            losses = np.zeros(T * B, self.dtype)                 # (N,)
-            self._store[B] = (T, layers, probs, losses)
-        _, layers, probs, losses = self._store[B]
-        self._layers = [lc.window(T) for lc in layers]
-        self._probs, self._losses = probs[: T * B], losses[: T * B]
-        return self._layers
-
-    def forward(self, x, y, state, train: bool = False, rng=None):
-        """Mean cross-entropy (nats per character) of targets y given inputs x.
+    def forward(self, x, y=None, state=None, train: bool = False, rng=None):
+        """Mean cross-entropy of targets y given inputs x, or the logits when y is None.
 
         Parameters
         ----------
-        x, y : int arrays (T, B)
-            Input ids and target ids.
-        state : tuple (h, c) of (L, B, H) arrays
-            Initial state; not modified.
+        x : int array (T, B)
+            Input ids.
+        y : int array (T, B), optional
+            Target ids.
+        state : tuple (h, c) of (L, B, H) arrays, optional
+            Initial state (default zeros); not modified.
         train : bool
-            Apply dropout (needs rng) and keep what backward needs.
+            Apply dropout (needs rng).
         rng : numpy.random.Generator, optional
 
         Returns
         -------
-        loss : float
+        loss : float (nats per character), or logits (T, B, V) when y is None
         state : tuple (h, c), the final state, new arrays.
         """
         cfg = self.cfg
+        x = self._ids(x, "x")
         T, B = x.shape
-        lcs = self._caches(T, B)
-        relu = cfg.activation == "relu"
-        inp = None  # (T, B, D) input of the current layer for k > 0
-        for k, lc in enumerate(lcs):
-            self._project(lc, k, x, inp)
-            lc.h[0] = state[0][k]
-            if lc.c is not None:
-                lc.c[0] = state[1][k]
-            layer_forward(lc, self.p[f"l{k}.wh"], self.p[f"l{k}.bh"], relu)
-            inp = lc.out
-            lc.drop = None
-            if train and cfg.dropout > 0:
-                keep = 1.0 - cfg.dropout
-                lc.drop = (rng.random(inp.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-                inp = inp * lc.drop
-        self._top = inp.reshape(T * B, cfg.hidden)  # (N, H) decoder input
-        np.dot(self._top, self.p["dec.w"], out=self._probs)  # logits, (N, V)
-        self._probs += self.p["dec.b"]
-        self._targets = np.ascontiguousarray(y, dtype=np.int32).reshape(T * B)
-        loss = K.xent_forward(self._probs, self._losses, self._probs, self._targets)
-        h = np.stack([lc.h[T] for lc in lcs])
-        c = np.stack([lc.c[T] for lc in lcs]) if cfg.cell == "lstm" else state[1].copy()
-        return float(loss), (h, c)
+        yy = self._ids(y, "y", x.shape) if y is not None else np.zeros((0, B), np.int32)
+        h0, c0 = state if state is not None else self.zero_state(B)
+        h0 = np.ascontiguousarray(h0, self.dtype)  # (L, B, H)
+        c0 = np.ascontiguousarray(c0, self.dtype)  # (L, B, H)
+        hT, cT = np.zeros_like(h0), c0.copy()
+        drop = self._masks(T, B, rng) if train and cfg.dropout > 0 else None
+        self.dropout_masks = drop
+        drop = drop if drop is not None else np.zeros((0, 0, 0, 0), self.dtype)
+        shards = workers.shard_bounds(B, self.threads)
+        code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
+        L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
+        size = stack.workspace_size(code, L, T, max(b1 - b0 for b0, b1 in shards), H, V)
+        ws = self._workspaces(len(shards), size)
 
-    def _project(self, lc: LayerCache, k: int, x, inp):
-        """lc.xp = input @ W_x + b_x (+ b_h, except for the GRU, whose b_hn sits inside r*(...))."""
-        T, B, GH = lc.xp.shape
-        bx, bh = self.p[f"l{k}.bx"], self.p[f"l{k}.bh"]
-        bias = bx if self.cfg.cell == "gru" else bx + bh
-        xp = lc.xp.reshape(T * B, GH)
-        if k == 0:
-            idx = np.ascontiguousarray(x, dtype=np.int32).reshape(T * B)
-            K.embed_forward(xp, idx, self.p["l0.wx"], bias)
-        else:
-            np.dot(inp.reshape(T * B, -1), self.p[f"l{k}.wx"], out=xp)
-            xp += bias
+        def task(i, b0, b1):
+            return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
+                                               self.offs, code, relu, L, H, V, b0, b1)
+        sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)])
+        self._last = (x, yy, drop, shards, ws)
+        if y is None:
+            return self._gather_logits(T, B), (hT, cT)
+        return float(sum(sums)) / (T * B), (hT, cT)
 
-    def backward(self, x, want_state_grad: bool = False):
-        """Gradients of the last forward's mean loss, written into self.grads (zeroed here first).
+    def backward(self, x=None, want_state_grad: bool = False):
+        """Gradients of the last forward's mean loss, written into self.grads.
 
-        Every weight's gradient is one product over all T*B positions, so it is written with
-        np.dot(..., out=view): the same as accumulating into the zeroed buffer, without a
-        temporary. The one-hot scatter (several positions share a row) accumulates.
-
-        Returns (dh0, dc0), each (L, B, H), when want_state_grad, else None.
+        Each shard's gradients go to its own buffer (the first shard's is self.grads); they are
+        then added in shard order. Returns (dh0, dc0), each (L, B, H), when want_state_grad.
+        x is accepted for compatibility and must be the last forward's input if given.
         """
+        if self._last is None or self._last[1].shape[0] == 0:
+            raise ValueError("backward needs a forward with targets first")
+        xs, yy, drop, shards, ws = self._last
+        if x is not None and np.shape(x) != xs.shape:
+            raise ValueError(f"backward for x of shape {np.shape(x)} after a forward of "
+                             f"{xs.shape}")
         cfg = self.cfg
-        T, B = x.shape
-        lcs = self._layers  # the windows the last forward filled (with its dropout masks)
-        if lcs[0].xp.shape[:2] != (T, B):
-            raise ValueError(f"backward for x of shape {(T, B)} after a forward of "
-                             f"{lcs[0].xp.shape[:2]}")
-        relu = cfg.activation == "relu"
-        self.zero_grad()
-        N = T * B
-        dlogits = self._probs  # (N, V), overwritten in place: forward's probs are not needed again
-        K.xent_backward(dlogits, self._probs, self._targets, self.dtype.type(1.0 / N))
-        np.dot(self._top.T, dlogits, out=self.g["dec.w"])
-        self.g["dec.b"][:] = dlogits.sum(axis=0)
-        dout = np.dot(dlogits, self.p["dec.w"].T).reshape(T, B, cfg.hidden)  # (T, B, H)
-        dh0 = np.zeros((cfg.layers, B, cfg.hidden), self.dtype) if want_state_grad else None
-        dc0 = np.zeros_like(dh0) if want_state_grad else None
-        for k in range(cfg.layers - 1, -1, -1):
-            lc = lcs[k]
-            if lc.drop is not None:
-                dout = dout * lc.drop
-            layer_backward(lc, dout, self.p[f"l{k}.wh"], relu,
-                           None if dh0 is None else dh0[k], None if dc0 is None else dc0[k])
-            dout = self._weight_grads(lc, k, x, lcs[k - 1].out if k > 0 else None)
+        T, B = xs.shape
+        L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
+        code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
+        dh0 = np.zeros((L, B, H), self.dtype)
+        dc0 = np.zeros((L, B, H), self.dtype)
+        grads = [self.grads] + self._grad_buffers(len(shards) - 1)
+        scale = self.dtype.type(1.0 / (T * B))
+
+        def task(i, b0, b1):
+            return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
+                                                self.params, self.offs, code, relu, L, H, V,
+                                                b0, b1, scale)
+        workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)])
+        for g in grads[1:]:
+            self.grads += g
         return (dh0, dc0) if want_state_grad else None
-
-    def _weight_grads(self, lc: LayerCache, k: int, x, inp):
-        """Layer k's weight and bias gradients; returns the gradient of its input (k > 0)."""
-        T, B, GH = lc.dgx.shape
-        H = self.cfg.hidden
-        dgx = lc.dgx.reshape(T * B, GH)
-        dgh = lc.dgh.reshape(T * B, GH)
-        np.dot(lc.h[:T].reshape(T * B, H).T, dgh, out=self.g[f"l{k}.wh"])
-        self.g[f"l{k}.bh"][:] = dgh.sum(axis=0)
-        self.g[f"l{k}.bx"][:] = dgx.sum(axis=0) if lc.dgh is not lc.dgx else self.g[f"l{k}.bh"]
-        if k == 0:
-            idx = np.ascontiguousarray(x, dtype=np.int32).reshape(T * B)
-            K.embed_backward(self.g["l0.wx"], dgx, idx)
-            return None
-        # The input seen by layer k is the previous layer's output after its dropout mask.
-        prev = self._layers[k - 1]
-        xin = inp if prev.drop is None else inp * prev.drop
-        np.dot(xin.reshape(T * B, H).T, dgx, out=self.g[f"l{k}.wx"])
-        return np.dot(dgx, self.p[f"l{k}.wx"].T).reshape(T, B, H)
-
-    def logits(self, x, state=None):
-        """Decoder outputs (T, B, V) for input ids x (T, B) from state (default zeros)."""
-        T, B = x.shape
-        self.forward(x, np.zeros_like(x), state or self.zero_state(B))
-        return (self._top @ self.p["dec.w"] + self.p["dec.b"]).reshape(T, B, -1)
-
-    def sample(self, length: int = 500, temperature: float = 0.8, prime=None, seed=None,
-               top_k: int = 0, top_p: float = 1.0) -> str:
-        """Generated text, prime included; see charrnn.sample.sample_chunks."""
-        from .sample import sample
-        return sample(self, length, temperature, prime, seed, top_k, top_p)
 
     def loss_and_grad(self, x, y, state, rng=None):
         """forward(train=True) then backward; returns (loss, final state)."""
         loss, state = self.forward(x, y, state, train=True, rng=rng)
-        self.backward(x)
+        self.backward()
         return loss, state
+
+    def logits(self, x, state=None):
+        """Decoder outputs (T, B, V) for input ids x (T, B) from state (default zeros)."""
+        return self.forward(x, None, state)[0]
+
+    def hidden_states(self):
+        """Every layer's output at every step of the last forward, (L, T, B, H), before
+        dropout."""
+        xs, _, _, shards, ws = self._last
+        T, B = xs.shape
+        cfg = self.cfg
+        out = np.zeros((cfg.layers, T, B, cfg.hidden), self.dtype)
+        for (b0, b1), w in zip(shards, ws):
+            h = stack.carve_h(w, CELLS[cfg.cell].code, cfg.layers, T, b1 - b0, cfg.hidden,
+                              cfg.vocab_size)
+            out[:, :, b0:b1] = h[:, 1:]
+        return out
+
+    def sample(self, length: int = 500, temperature: float = 0.8, prime=None, seed=None,
+               top_k: int = 0, top_p: float = 1.0) -> str:
+        """Generated text, prime included; see charrnn.sample.sample_chunks."""
+        return sample_text(self, length, temperature, prime, seed, top_k, top_p)
+
+    # -- buffers ---------------------------------------------------------------------------------
+
+    def _ids(self, a, name, shape=None):
+        a = np.ascontiguousarray(a, dtype=np.int32)
+        if a.ndim != 2 or (shape is not None and a.shape != shape):
+            raise ValueError(f"{name} must be (T, B) ids{'' if shape is None else f' {shape}'}, "
+                             f"got shape {a.shape}")
+        if a.size and (a.min() < 0 or a.max() >= self.cfg.vocab_size):
+            raise ValueError(f"{name} has ids outside [0, {self.cfg.vocab_size})")
+        return a
+
+    def _masks(self, T, B, rng):
+        """Inverted-dropout masks (L, T, B, H): 0 or 1/(1-p)."""
+        keep = 1.0 - self.cfg.dropout
+        shape = (self.cfg.layers, T, B, self.cfg.hidden)
+        return (rng.random(shape, dtype=self.dtype) < keep).astype(self.dtype) \
+            / self.dtype.type(keep)
+
+    def _workspaces(self, n: int, size: int) -> list[np.ndarray]:
+        """n flat workspaces of at least `size` floats, kept and grown as needed."""
+        while len(self._ws) < n:
+            self._ws.append(np.zeros(0, self.dtype))
+        for i in range(n):
+            if self._ws[i].size < size:
+                self._ws[i] = np.zeros(size, self.dtype)
+        return self._ws[:n]
+
+    def _grad_buffers(self, n: int) -> list[np.ndarray]:
+        while len(self._shard_grads) < n:
+            self._shard_grads.append(np.zeros_like(self.params))
+        return self._shard_grads[:n]
+
+    def _gather_logits(self, T, B):
+        xs, _, _, shards, ws = self._last
+        V = self.cfg.vocab_size
+        out = np.zeros((T, B, V), self.dtype)
+        for (b0, b1), w in zip(shards, ws):
+            out[:, b0:b1] = stack.carve_probs(w, CELLS[self.cfg.cell].code, self.cfg.layers, T,
+                                              b1 - b0, self.cfg.hidden, V).reshape(T, b1 - b0, V)
+        return out

@@ -1,11 +1,19 @@
-"""Text generation: priming, then a compiled loop that feeds each sampled character back in."""
+"""Text generation: priming, then a compiled loop that feeds each sampled character back in.
+
+One stream runs matrix-vector products (kernels.generate); K streams run together with
+matrix-matrix products (kernels.generate_batch), split across worker threads, so K samples cost
+far less than K times one. Stream k draws from its own generator seeded with seed + k, the same
+one a single sample with seed + k uses, so a seed reproduces the whole output.
+This module reads a model's params, cfg and vocab and imports nothing of model.py.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from . import kernels as K
-from .errors import CharrnnError
+from . import threads as workers
 from .cells import CELLS, param_offsets
+from .errors import CharrnnError
 
 CHUNK = 64  # characters per compiled call: small enough to stream, large enough to be cheap
 
@@ -34,16 +42,19 @@ def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str
         Nucleus sampling: only the most likely characters whose probability reaches top_p.
     """
     check_sampling(length, temperature, top_k, top_p)
-    vocab = model.vocab
+    ids = _prime_ids(model.vocab, prime)
+    return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
+
+
+def _prime_ids(vocab, prime) -> np.ndarray:
+    """Ids that warm the state: the prime's, else a newline (or the first character)."""
     if prime:
         missing = vocab.unknown(prime)
         if missing:
             raise CharrnnError("--prime has characters not in the model's vocabulary: "
                                + ", ".join(repr(c) for c in missing))
-        ids = vocab.encode(prime).astype(np.int64)
-    else:
-        ids = np.array([vocab.index.get("\n", 0)], np.int64)
-    return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
+        return vocab.encode(prime).astype(np.int64)
+    return np.array([vocab.index.get("\n", 0)], np.int64)
 
 
 def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
@@ -84,3 +95,50 @@ def check_sampling(length: int, temperature: float, top_k: int, top_p: float) ->
         raise CharrnnError(f"--top-k must be >= 0 (0: off), got {top_k}")
     if not 0 < top_p <= 1:
         raise CharrnnError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def sample_many(model, num_samples: int, length: int = 500, temperature: float = 0.8,
+                prime: str | None = None, seed: int | None = None, top_k: int = 0,
+                top_p: float = 1.0, threads: int | None = None) -> list[str]:
+    """num_samples samples advanced together, each with the prime in front.
+
+    Sample k equals ``sample(model, ..., seed=seed + k)`` up to float32 rounding (the batched
+    products sum in another order). Other parameters as sample_chunks; threads: worker threads
+    (default: every usable core).
+    """
+    check_sampling(length, temperature, top_k, top_p)
+    if num_samples < 1:
+        raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
+    ids = _prime_ids(model.vocab, prime)
+    out = np.zeros((num_samples, length), np.int64)
+    shards = workers.shard_bounds(num_samples, threads)
+    workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)
+                 for s0, s1 in shards])
+    head = prime or ""
+    return [head + model.vocab.decode(row) for row in out]
+
+
+def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p):
+    """A function generating streams [s0, s1) into out[s0:s1], chunk by chunk as sample_chunks
+    does (same chunking, so the same uniforms per stream)."""
+    cfg = model.cfg
+    params = np.ascontiguousarray(model.params, dtype=np.float32)
+    offs = param_offsets(cfg)
+    code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
+
+    def run():
+        n = s1 - s0
+        hs = np.zeros((cfg.layers, n, cfg.hidden), np.float32)  # (L, K, H)
+        cs = np.zeros_like(hs)
+        primed = np.ascontiguousarray(np.repeat(ids[:-1, None], n, axis=1))  # (len - 1, K)
+        K.advance_batch(hs, cs, params, offs, primed, code, relu, cfg.hidden, cfg.vocab_size)
+        x = np.full(n, ids[-1], np.int64)
+        rngs = [np.random.default_rng(None if seed is None else seed + k) for k in range(s0, s1)]
+        buf = np.zeros((n, CHUNK), np.int64)
+        for start in range(0, length, CHUNK):
+            m = min(CHUNK, length - start)
+            u = np.stack([r.random(m) for r in rngs])  # (K, m)
+            K.generate_batch(buf[:, :m], hs, cs, params, offs, x, u, code, relu, cfg.hidden,
+                             cfg.vocab_size, float(temperature), int(top_k), float(top_p))
+            out[s0:s1, start:start + m] = buf[:, :m]
+    return run

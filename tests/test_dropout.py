@@ -8,9 +8,9 @@ def test_masks_differ_between_steps_and_preserve_expectation():
     x, y = random_batch(T=20, B=8)
     rng = np.random.default_rng(0)
     m.forward(x, y, m.zero_state(8), train=True, rng=rng)
-    first = m._layers[0].drop.copy()
+    first = m.dropout_masks[0].copy()
     m.forward(x, y, m.zero_state(8), train=True, rng=rng)
-    assert not np.array_equal(first, m._layers[0].drop)
+    assert not np.array_equal(first, m.dropout_masks[0])
     assert set(np.unique(first)) == {0.0, np.float32(1 / 0.7)}
     assert abs(first.mean() - 1.0) < 0.02  # E[mask] = 1: activations keep their expectation
     assert abs((first == 0).mean() - 0.3) < 0.02
@@ -21,7 +21,7 @@ def test_eval_is_deterministic_and_dropout_free():
     x, y = random_batch()
     a, _ = m.forward(x, y, m.zero_state(3))
     b, _ = m.forward(x, y, m.zero_state(3))
-    assert a == b and m._layers[0].drop is None
+    assert a == b and m.dropout_masks is None
     m2 = random_model("gru", layers=2, dropout=0.0)
     assert m2.forward(x, y, m2.zero_state(3))[0] == a  # same weights, same eval loss
 

@@ -117,6 +117,7 @@ def test_compiled_sampler_step_matches_batched_forward(cell):
     logits = np.zeros(6, np.float32)
     K.decode_logits(logits, hs, m.params, offs, 5, 6)
     m.forward(ids[:, None], np.zeros((5, 1), np.int64), m.zero_state(1))
-    np.testing.assert_allclose(hs, np.stack([lc.h[5][0] for lc in m._layers]), rtol=1e-5, atol=1e-6)
-    top = m._layers[-1].h[5][0]
+    hidden = m.hidden_states()  # (L, T, 1, H)
+    np.testing.assert_allclose(hs, hidden[:, -1, 0], rtol=1e-5, atol=1e-6)
+    top = hidden[-1, -1, 0]
     np.testing.assert_allclose(logits, top @ m.p["dec.w"] + m.p["dec.b"], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,295 @@
+"""The whole model for one shard of the batch, compiled: stack_forward / stack_backward.
+
+A shard is the batch columns [b0, b1) of a (T, B) window. One call runs every layer's time loop,
+the decoder and the loss (forward), or all of their gradients (backward), with no Python between
+time steps, and releases the GIL (nogil), so shards run side by side on their own cores. The
+matrix products go to BLAS through numba's np.dot (SciPy's BLAS, kept at one thread per shard by
+threads.py); the pointwise work is kernels.py's step pairs.
+
+Sizes as in kernels.py, with S = b1 - b0 the shard's rows and N = T * S its positions.
+Everything a shard keeps between forward and backward lives in one flat float buffer `ws`
+(see workspace_size), cut into named views by _carve; weights are read from the flat parameter
+buffer at the offsets of cells.param_offsets.
+"""
+import numpy as np
+from numba import njit
+
+from . import kernels as K
+
+KW = dict(K.KW, nogil=True)
+
+
+@njit(**KW)
+def _gates(cell):
+    return 4 if cell == K.CELL_LSTM else (3 if cell == K.CELL_GRU else 1)
+
+
+@njit(**KW)
+def workspace_size(cell, L, T, S, H, V):
+    """Floats of the buffer _carve cuts: caches for T steps of S rows, L layers of H units."""
+    G = _gates(cell)
+    gate, hid1, hid = L * T * S * G * H, L * (T + 1) * S * H, L * T * S * H
+    n = gate + hid1 + hid                        # xp (also dgx), h, xin
+    if cell != K.CELL_RNN:
+        n += gate                                # act
+    if cell == K.CELL_GRU:
+        n += gate + hid                          # dgh, hn
+    if cell == K.CELL_LSTM:
+        n += hid1 + hid                          # c, tc
+    return n + T * S * V + T * S * H + S * G * H + 3 * S * H  # probs, dx, hp, dh_rec/dc/carry
+
+
+@njit(**KW)
+def _take(ws, off, n):
+    return ws[off: off + n], off + n
+
+
+@njit(**KW)
+def _carve(ws, cell, L, T, S, H, V):
+    """Named views of ws for one (T, S) window. Unused caches are empty; dgh aliases xp except
+    for the GRU (backward never reads xp, so its memory holds the input-side gradient)."""
+    G = _gates(cell)
+    gate, hid1, hid = L * T * S * G * H, L * (T + 1) * S * H, L * T * S * H
+    off = 0
+    a, off = _take(ws, off, gate)
+    xp = a.reshape((L, T, S, G * H))             # input projections; in backward dgx
+    a, off = _take(ws, off, hid1)
+    h = a.reshape((L, T + 1, S, H))              # h[k, 0] initial state, h[k, 1:] outputs
+    a, off = _take(ws, off, hid)
+    xin = a.reshape((L, T, S, H))                # layer k's output after dropout
+    a, off = _take(ws, off, gate if cell != K.CELL_RNN else 0)
+    act = a.reshape((L, T, S, G * H if cell != K.CELL_RNN else 0))   # activated gates
+    a, off = _take(ws, off, gate if cell == K.CELL_GRU else 0)
+    dgh = a.reshape((L, T, S, G * H)) if cell == K.CELL_GRU else xp  # hidden-side gradient
+    a, off = _take(ws, off, hid if cell == K.CELL_GRU else 0)
+    hn = a.reshape((L, T, S, H if cell == K.CELL_GRU else 0))        # W_hn h + b_hn (GRU)
+    a, off = _take(ws, off, hid1 if cell == K.CELL_LSTM else 0)
+    c = a.reshape((L, T + 1, S, H if cell == K.CELL_LSTM else 0))    # cell state (LSTM)
+    a, off = _take(ws, off, hid if cell == K.CELL_LSTM else 0)
+    tc = a.reshape((L, T, S, H if cell == K.CELL_LSTM else 0))       # tanh(c) (LSTM)
+    a, off = _take(ws, off, T * S * V)
+    probs = a.reshape((T * S, V))                # logits, then softmax, then dlogits
+    a, off = _take(ws, off, T * S * H)
+    dx = a.reshape((T, S, H))                    # gradient flowing down the stack
+    a, off = _take(ws, off, S * G * H)
+    hp = a.reshape((S, G * H))                   # h_prev @ W_h of the current step
+    a, off = _take(ws, off, 3 * S * H)
+    rec = a.reshape((3, S, H))                   # dh_rec, dc, GRU carry
+    return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
+
+
+@njit(**KW)
+def carve_h(ws, cell, L, T, S, H, V):
+    """The hidden states h (L, T + 1, S, H) that the last stack_forward left in ws."""
+    return _carve(ws, cell, L, T, S, H, V)[1]
+
+
+@njit(**KW)
+def carve_probs(ws, cell, L, T, S, H, V):
+    """The logits (N, V) that a stack_forward without targets left in ws."""
+    return _carve(ws, cell, L, T, S, H, V)[8]
+
+
+@njit(**KW)
+def _mat(params, off, rows, cols):
+    return params[off: off + rows * cols].reshape((rows, cols))
+
+
+@njit(**KW)
+def _layer_weights(params, offs, k, D, H, GH):
+    """W_x (D, GH), W_h (H, GH), b_x (GH,), b_h (GH,) of layer k."""
+    return (_mat(params, offs[4 * k], D, GH), _mat(params, offs[4 * k + 1], H, GH),
+            params[offs[4 * k + 2]: offs[4 * k + 2] + GH],
+            params[offs[4 * k + 3]: offs[4 * k + 3] + GH])
+
+
+@njit(**KW)
+def _project(xpk, xin_below, x, b0, Wx, bx, bh, fold_bh, k):
+    """xpk (T, S, GH) = layer k's input @ W_x + b_x (+ b_h where it folds). Layer 0's input is
+    one-hot, so its product is the row gather W_x[x]."""
+    T, S, GH = xpk.shape
+    if k > 0:
+        np.dot(xin_below.reshape((T * S, xin_below.shape[2])), Wx, xpk.reshape((T * S, GH)))
+    for t in range(T):
+        for s in range(S):
+            row, out = x[t, b0 + s], xpk[t, s]
+            if k == 0:
+                for j in range(GH):
+                    out[j] = Wx[row, j] + bx[j]
+            else:
+                for j in range(GH):
+                    out[j] += bx[j]
+            if fold_bh:
+                for j in range(GH):
+                    out[j] += bh[j]
+
+
+@njit(**KW)
+def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H, V, b0, b1):
+    """Forward of shard [b0, b1): fills ws's caches and writes the final state of its rows.
+
+    ws: flat workspace (workspace_size floats); hT, cT (L, B, H) out: final states (only this
+    shard's rows are written); x, y (T, B) int32 ids (y unused when it has no rows: then
+    ws's probs keep the logits); h0, c0 (L, B, H); drop (L, T, B, H) dropout masks scaled by
+    1/(1-p), or an empty array for none; params, offs: flat weights and their offsets.
+    Returns the summed (not mean) cross-entropy of the shard's N positions, 0 without targets.
+    """
+    T, S, G = x.shape[0], b1 - b0, _gates(cell)
+    GH = G * H
+    xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
+    for k in range(L):
+        Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
+        _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
+                 cell != K.CELL_GRU, k)
+        h[k, 0] = h0[k, b0:b1]
+        if cell == K.CELL_LSTM:
+            c[k, 0] = c0[k, b0:b1]
+        for t in range(T):
+            np.dot(h[k, t], Wh, hp)
+            if cell == K.CELL_LSTM:
+                K.lstm_step_forward(h[k, t + 1], c[k, t + 1], tc[k, t], act[k, t], xp[k, t], hp,
+                                    c[k, t])
+            elif cell == K.CELL_GRU:
+                K.gru_step_forward(h[k, t + 1], act[k, t], hn[k, t], xp[k, t], hp, bh, h[k, t])
+            else:
+                K.rnn_step_forward(h[k, t + 1], xp[k, t], hp, relu)
+        _dropout(xin[k], h[k], drop, k, b0)
+        hT[k, b0:b1] = h[k, T]
+        if cell == K.CELL_LSTM:
+            cT[k, b0:b1] = c[k, T]
+    Wd = _mat(params, offs[4 * L], H, V)
+    bd = params[offs[4 * L + 1]: offs[4 * L + 1] + V]
+    np.dot(xin[L - 1].reshape((T * S, H)), Wd, probs)
+    for n in range(T * S):
+        for v in range(V):
+            probs[n, v] += bd[v]
+    if y.shape[0] == 0:
+        return 0.0
+    return _softmax_xent(probs, y, b0, S)
+
+
+@njit(**KW)
+def _dropout(xin_k, h_k, drop, k, b0):
+    """xin_k (T, S, H) = h_k[1:] times layer k's mask, or a copy of it without dropout."""
+    T, S, H = xin_k.shape
+    for t in range(T):
+        for s in range(S):
+            if drop.shape[0] == 0:
+                xin_k[t, s] = h_k[t + 1, s]
+            else:
+                m = drop[k, t, b0 + s]
+                for j in range(H):
+                    xin_k[t, s, j] = h_k[t + 1, s, j] * m[j]
+
+
+@njit(**KW)
+def _softmax_xent(probs, y, b0, S):
+    """Softmax of logits rows (in place) and the summed cross-entropy of targets y[t, b0 + s]
+    (row n = t * S + s), accumulated in float64."""
+    N, V = probs.shape
+    total = 0.0
+    for n in range(N):
+        p = probs[n]
+        logit = p[y[n // S, b0 + n % S]]
+        m = p[0]
+        for v in range(1, V):
+            m = max(m, p[v])
+        s = 0.0
+        for v in range(V):
+            e = np.exp(p[v] - m)
+            p[v] = e
+            s += e
+        total += np.log(s) + m - logit
+        inv = 1.0 / s
+        for v in range(V):
+            p[v] *= inv
+    return total
+
+
+@njit(**KW)
+def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L, H, V, b0, b1,
+                   scale):
+    """Backward of shard [b0, b1) after its stack_forward with targets: gradients of
+    scale * (summed loss) written into grads (P,), which is zeroed here first (the one place).
+
+    dh0, dc0 (L, B, H) out: gradients of the initial state (this shard's rows).
+    """
+    T, S, G = x.shape[0], b1 - b0, _gates(cell)
+    GH, N = G * H, T * (b1 - b0)
+    xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
+    dgx = xp
+    dh_rec, dc, carry = rec[0], rec[1], rec[2]
+    grads[:] = 0.0
+    Wd = _mat(params, offs[4 * L], H, V)
+    for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place
+        p = probs[n]
+        for v in range(V):
+            p[v] *= scale
+        p[y[n // S, b0 + n % S]] -= scale
+    top = xin[L - 1].reshape((N, H))
+    np.dot(top.T, probs, _mat(grads, offs[4 * L], H, V))
+    _column_sums(grads[offs[4 * L + 1]: offs[4 * L + 1] + V], probs)
+    np.dot(probs, Wd.T, dx.reshape((N, H)))
+    for k in range(L - 1, -1, -1):
+        D = V if k == 0 else H
+        Wx, Wh, bx, bh = _layer_weights(params, offs, k, D, H, GH)
+        gWx, gWh, gbx, gbh = _layer_weights(grads, offs, k, D, H, GH)
+        if drop.shape[0] != 0:
+            for t in range(T):
+                for s in range(S):
+                    dx[t, s] *= drop[k, t, b0 + s]
+        dh_rec[:] = 0.0
+        dc[:] = 0.0
+        carry[:] = 0.0
+        for t in range(T - 1, -1, -1):
+            if cell == K.CELL_LSTM:
+                K.lstm_step_backward(dgx[k, t], dc, act[k, t], tc[k, t], c[k, t], dx[t], dh_rec)
+            elif cell == K.CELL_GRU:
+                K.gru_step_backward(dgx[k, t], dgh[k, t], carry, act[k, t], hn[k, t], h[k, t],
+                                    dx[t], dh_rec)
+            else:
+                K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
+            np.dot(dgh[k, t], Wh.T, dh_rec)
+        for s in range(S):
+            for j in range(H):
+                dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
+                if cell == K.CELL_LSTM:
+                    dc0[k, b0 + s, j] = dc[s, j]
+        _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
+                      xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
+
+
+@njit(**KW)
+def _weight_grads(gWx, gWh, gbx, gbh, dx, dgx, dgh, h_k, xin_below, x, b0, Wx, same_bias, k):
+    """Layer k's weight and bias gradients from its pre-activation gradients dgx, dgh (T, S, GH),
+    one product over all N positions each; dx (T, S, H) out: the gradient to the layer below."""
+    T, S, GH = dgx.shape
+    H = h_k.shape[2]
+    N = T * S
+    g2 = dgh.reshape((N, GH))
+    np.dot(h_k[:T].reshape((N, H)).T, g2, gWh)
+    _column_sums(gbh, g2)
+    if same_bias:
+        gbx[:] = gbh
+    else:
+        _column_sums(gbx, dgx.reshape((N, GH)))
+    x2 = dgx.reshape((N, GH))
+    if k == 0:
+        for t in range(T):  # the one-hot product's gradient: a scatter-add onto rows x
+            for s in range(S):
+                row, d = gWx[x[t, b0 + s]], x2[t * S + s]
+                for j in range(GH):
+                    row[j] += d[j]
+        return
+    np.dot(xin_below.reshape((N, H)).T, x2, gWx)
+    np.dot(x2, Wx.T, dx.reshape((N, H)))
+
+
+@njit(**KW)
+def _column_sums(out, a):
+    """out (C,) = the sum of a's rows (R, C)."""
+    out[:] = 0.0
+    for r in range(a.shape[0]):
+        row = a[r]
+        for j in range(a.shape[1]):
+            out[j] += row[j]
