@@ -132,6 +132,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     else:
         _check_same_corpus(saved[0], corpus_id, corpus)
         model = _model_from(saved, vocab)
+    model.threads = config.threads
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
     run = _Run(model, config, Batches(train_ids, config.batch_size, config.seq_len), val_ids,

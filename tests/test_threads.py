@@ -1,0 +1,105 @@
+"""Worker threads: shards of the batch side by side, deterministic per thread count, and K sample
+streams advanced together."""
+import numpy as np
+import pytest
+from conftest import CELLS, random_model
+
+from charrnn import kernels as K
+from charrnn.cells import CELLS as CELL_INFO
+from charrnn.cells import param_offsets
+from charrnn.data import Vocab
+from charrnn.evaluate import evaluate_ids
+from charrnn.optim import Optimizer, clip_gradients
+from charrnn.sample import sample, sample_many
+from charrnn.threads import shard_bounds
+
+
+def train_steps(cell, threads, steps=20, dropout=0.0):
+    """`steps` Adam steps of a float32 model on fixed random windows; (losses, params)."""
+    m = random_model(cell, layers=2, V=11, H=16, dtype=np.float32, dropout=dropout)
+    m.threads = threads
+    opt = Optimizer("adam", m.params.size)
+    rng, data = np.random.default_rng(1), np.random.default_rng(2)
+    state, losses = m.zero_state(6), []
+    for _ in range(steps):
+        x, y = data.integers(0, 11, (7, 6)), data.integers(0, 11, (7, 6))
+        loss, state = m.loss_and_grad(x, y, state, rng=rng)
+        clip_gradients(m.grads, 5.0)
+        opt.step(m.params, m.grads, 2e-3)
+        losses.append(loss)
+    return np.array(losses), m.params.copy()
+
+
+def test_shards_cover_the_rows_once():
+    assert shard_bounds(50, 2) == [(0, 25), (25, 50)]
+    assert shard_bounds(7, 3) == [(0, 2), (2, 4), (4, 7)]
+    assert shard_bounds(1, 4) == [(0, 1)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_same_thread_count_is_bit_identical(cell):
+    a, pa = train_steps(cell, 2, steps=5, dropout=0.2)
+    b, pb = train_steps(cell, 2, steps=5, dropout=0.2)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pa, pb)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_and_three_threads_agree_to_float32_rounding(cell):
+    a, pa = train_steps(cell, 1)
+    b, pb = train_steps(cell, 3)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(pa, pb) or cell == "rnn"  # shards really summed differently
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_do_not_depend_on_the_split(cell):
+    """float64: one shard and three shards give the same gradients to 1e-12."""
+    m = random_model(cell, layers=2, V=5, H=4)
+    x, y = np.random.default_rng(0).integers(0, 5, (2, 5, 7))
+    grads = []
+    for threads in (1, 3):
+        m.threads = threads
+        m.loss_and_grad(x, y, m.zero_state(7))
+        grads.append(m.grads.copy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-14)
+
+
+def test_evaluation_does_not_depend_on_the_thread_count():
+    m = random_model("lstm", layers=2, V=9, H=8, dtype=np.float32)
+    ids = np.random.default_rng(3).integers(0, 9, 5000)
+    results = []
+    for threads in (1, 2):
+        m.threads = threads
+        results.append(evaluate_ids(m, ids, batch_size=13, seq_len=40).nats_per_char)
+    assert results[0] == pytest.approx(results[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_batched_step_equals_single_streams(cell):
+    """K streams advanced together: state and next-character probabilities as one at a time."""
+    m = random_model(cell, layers=2, V=6, H=5, dtype=np.float32)
+    code, offs = CELL_INFO[cell].code, param_offsets(m.cfg)
+    ids = np.random.default_rng(4).integers(0, 6, (9, 4))  # (n, K)
+    hs, cs = np.zeros((2, 4, 5), np.float32), np.zeros((2, 4, 5), np.float32)
+    K.advance_batch(hs, cs, m.params, offs, ids, code, False, 5, 6)
+    for s in range(4):
+        h1, c1 = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
+        K.advance(h1, c1, m.params, offs, ids[:, s].copy(), code, False, 5, 6)
+        np.testing.assert_allclose(hs[:, s], h1, rtol=1e-5, atol=1e-6)
+        one = np.zeros(6, np.float32)
+        K.decode_logits(one, h1, m.params, offs, 5, 6)
+        batched = hs[-1, s] @ m.p["dec.w"] + m.p["dec.b"]
+        p1, pb = np.exp(one - one.max()), np.exp(batched - batched.max())
+        np.testing.assert_allclose(pb / pb.sum(), p1 / p1.sum(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_many_samples_equal_single_samples_with_their_seeds(cell):
+    m = random_model(cell, layers=2, V=6, H=5, dtype=np.float32)
+    m.vocab = Vocab("abcdef")
+    many = sample_many(m, 5, 150, 1.0, prime="ab", seed=3, threads=2)
+    assert many == [sample(m, 150, 1.0, prime="ab", seed=3 + k) for k in range(5)]
+    assert sample_many(m, 5, 150, 1.0, prime="ab", seed=3, threads=1) == many
+    assert len(set(many)) > 1 and all(len(s) == 152 and s.startswith("ab") for s in many)
