@@ -86,19 +86,27 @@ def _sigmoid_impl(x):
 
 # ----------------------------------------------------------------------------------------------
 # Cell steps. One call advances all B rows by one time step. Constants take the arrays' dtype
-# (one = h.dtype.type(1)) so that float32 code stays float32 and vectorizes 8 wide.
+# (one = h.dtype.type(1)) so that float32 code stays float32 and vectorizes.
+#
+# Every inner loop indexes views of one gate block with the bare loop variable (g[j], not
+# a[2 * H + j]): numba cannot prove a computed index non-negative, and the wraparound select it
+# adds for negative indices keeps LLVM from vectorizing cleanly (measured: LSTM forward step at
+# B=25, H=128 takes 15.2 us with computed indices, 5.8 us with block views).
 
 @njit(**KW, inline="always")
 def _lstm_gates(a, x, p, H):
     """a (4H,) = activated gates i, f, g, o of the pre-activations x + p (a may alias x). One
-    simple loop per gate block: LLVM vectorizes these 8 wide, where a single fused loop touching
+    simple loop per gate block: LLVM vectorizes these, where a single fused loop touching
     ten arrays stays scalar (measured 43 vs 137 us at B=50, H=128)."""
+    a_if, x_if, p_if = a[:2 * H], x[:2 * H], p[:2 * H]
     for k in range(2 * H):
-        a[k] = sigmoid(x[k] + p[k])
-    for k in range(2 * H, 3 * H):
-        a[k] = tanh(x[k] + p[k])
-    for k in range(3 * H, 4 * H):
-        a[k] = sigmoid(x[k] + p[k])
+        a_if[k] = sigmoid(x_if[k] + p_if[k])
+    a_g, x_g, p_g = a[2 * H:3 * H], x[2 * H:3 * H], p[2 * H:3 * H]
+    for k in range(H):
+        a_g[k] = tanh(x_g[k] + p_g[k])
+    a_o, x_o, p_o = a[3 * H:], x[3 * H:], p[3 * H:]
+    for k in range(H):
+        a_o[k] = sigmoid(x_o[k] + p_o[k])
 
 
 @njit(**KW)
@@ -110,13 +118,14 @@ def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     for b in range(B):
         a = act[b]
         _lstm_gates(a, xp[b], hp[b], H)
+        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
         cb, tb, hb, cp = c[b], tc[b], h[b], c_prev[b]
         for j in range(H):
-            cn = a[H + j] * cp[j] + a[j] * a[2 * H + j]
+            cn = f[j] * cp[j] + i[j] * g[j]
             t = tanh(cn)
             cb[j] = cn
             tb[j] = t
-            hb[j] = a[3 * H + j] * t
+            hb[j] = o[j] * t
 
 
 @njit(**KW)
@@ -127,19 +136,19 @@ def lstm_step_backward(dpre, dc, act, tc, c_prev, dh_out, dh_rec):
     B, H = tc.shape
     one = tc.dtype.type(1.0)
     for b in range(B):
+        a, d = act[b], dpre[b]
+        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        di, df, dg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        dcb, tb, cp, dho, dhr = dc[b], tc[b], c_prev[b], dh_out[b], dh_rec[b]
         for j in range(H):
-            i = act[b, j]
-            f = act[b, H + j]
-            g = act[b, 2 * H + j]
-            o = act[b, 3 * H + j]
-            dh = dh_out[b, j] + dh_rec[b, j]
-            t = tc[b, j]
-            dcc = dc[b, j] + dh * o * (one - t * t)
-            dpre[b, j] = dcc * g * i * (one - i)
-            dpre[b, H + j] = dcc * c_prev[b, j] * f * (one - f)
-            dpre[b, 2 * H + j] = dcc * i * (one - g * g)
-            dpre[b, 3 * H + j] = dh * t * o * (one - o)
-            dc[b, j] = dcc * f
+            dh = dho[j] + dhr[j]
+            t = tb[j]
+            dcc = dcb[j] + dh * o[j] * (one - t * t)
+            di[j] = dcc * g[j] * i[j] * (one - i[j])
+            df[j] = dcc * cp[j] * f[j] * (one - f[j])
+            dg[j] = dcc * i[j] * (one - g[j] * g[j])
+            do[j] = dh * t * o[j] * (one - o[j])
+            dcb[j] = dcc * f[j]
 
 
 @njit(**KW)
@@ -148,17 +157,20 @@ def gru_step_forward(h, act, hn, xp, hp, bh, h_prev):
     backward; xp (B, 3H): input projection with b_ih; hp (B, 3H): h_prev @ W_h; bh (3H,)."""
     B, H = h.shape
     one = h.dtype.type(1.0)
+    b_rz, b_n = bh[:2 * H], bh[2 * H:]
     for b in range(B):
         a, x, p, hnb, hb, hpv = act[b], xp[b], hp[b], hn[b], h[b], h_prev[b]
+        a_rz, x_rz, p_rz = a[:2 * H], x[:2 * H], p[:2 * H]
         for k in range(2 * H):  # r and z: separate simple loops vectorize (see LSTM)
-            a[k] = sigmoid(x[k] + p[k] + bh[k])
+            a_rz[k] = sigmoid(x_rz[k] + p_rz[k] + b_rz[k])
+        p_n, x_n = p[2 * H:], x[2 * H:]
         for j in range(H):
-            hnb[j] = p[2 * H + j] + bh[2 * H + j]
+            hnb[j] = p_n[j] + b_n[j]
+        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
         for j in range(H):
-            a[2 * H + j] = tanh(x[2 * H + j] + a[j] * hnb[j])
+            n[j] = tanh(x_n[j] + r[j] * hnb[j])
         for j in range(H):
-            z = a[H + j]
-            hb[j] = (one - z) * a[2 * H + j] + z * hpv[j]
+            hb[j] = (one - z[j]) * n[j] + z[j] * hpv[j]
 
 
 @njit(**KW)
@@ -169,21 +181,23 @@ def gru_step_backward(dgx, dgh, dh_carry, act, hn, h_prev, dh_out, dh_rec):
     B, H = hn.shape
     one = hn.dtype.type(1.0)
     for b in range(B):
+        a, gx, gh = act[b], dgx[b], dgh[b]
+        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
+        xr, xz, xn = gx[:H], gx[H:2 * H], gx[2 * H:]
+        hr, hz, hnn = gh[:H], gh[H:2 * H], gh[2 * H:]
+        hnb, hpv, dho, dhr, carry = hn[b], h_prev[b], dh_out[b], dh_rec[b], dh_carry[b]
         for j in range(H):
-            r = act[b, j]
-            z = act[b, H + j]
-            n = act[b, 2 * H + j]
-            dh = dh_out[b, j] + dh_rec[b, j] + dh_carry[b, j]
-            dn = dh * (one - z) * (one - n * n)
-            dr = dn * hn[b, j] * r * (one - r)
-            dz = dh * (h_prev[b, j] - n) * z * (one - z)
-            dgx[b, j] = dr
-            dgx[b, H + j] = dz
-            dgx[b, 2 * H + j] = dn
-            dgh[b, j] = dr
-            dgh[b, H + j] = dz
-            dgh[b, 2 * H + j] = dn * r
-            dh_carry[b, j] = dh * z
+            dh = dho[j] + dhr[j] + carry[j]
+            dn = dh * (one - z[j]) * (one - n[j] * n[j])
+            dr = dn * hnb[j] * r[j] * (one - r[j])
+            dz = dh * (hpv[j] - n[j]) * z[j] * (one - z[j])
+            xr[j] = dr
+            xz[j] = dz
+            xn[j] = dn
+            hr[j] = dr
+            hz[j] = dz
+            hnn[j] = dn * r[j]
+            carry[j] = dh * z[j]
 
 
 @njit(**KW)
@@ -192,10 +206,11 @@ def rnn_step_forward(h, xp, hp, relu):
     B, H = h.shape
     zero = h.dtype.type(0.0)
     for b in range(B):
+        hb, xb, pb = h[b], xp[b], hp[b]
         for j in range(H):
-            a = xp[b, j] + hp[b, j]
+            a = xb[j] + pb[j]
             # relu as an explicit compare-select, which LLVM vectorizes like the tanh path
-            h[b, j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+            hb[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
 
 
 @njit(**KW)
@@ -204,10 +219,11 @@ def rnn_step_backward(dpre, h, dh_out, dh_rec, relu):
     B, H = h.shape
     zero, one = h.dtype.type(0.0), h.dtype.type(1.0)
     for b in range(B):
+        d, hb, dho, dhr = dpre[b], h[b], dh_out[b], dh_rec[b]
         for j in range(H):
-            dh = dh_out[b, j] + dh_rec[b, j]
-            hv = h[b, j]
-            dpre[b, j] = (dh if hv > zero else zero) if relu else dh * (one - hv * hv)
+            dh = dho[j] + dhr[j]
+            hv = hb[j]
+            d[j] = (dh if hv > zero else zero) if relu else dh * (one - hv * hv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -377,16 +393,19 @@ def _cell_update(h, c, pre, hp, cell, relu, H):
     zero, one = h.dtype.type(0.0), h.dtype.type(1.0)
     if cell == CELL_LSTM:
         _lstm_gates(pre, pre, hp, H)
+        i, f, g, o = pre[:H], pre[H:2 * H], pre[2 * H:3 * H], pre[3 * H:]
         for j in range(H):
-            c[j] = pre[H + j] * c[j] + pre[j] * pre[2 * H + j]
+            c[j] = f[j] * c[j] + i[j] * g[j]
         for j in range(H):
-            h[j] = pre[3 * H + j] * tanh(c[j])
+            h[j] = o[j] * tanh(c[j])
     elif cell == CELL_GRU:
+        p_rz, q_rz = pre[:2 * H], hp[:2 * H]
         for j in range(2 * H):
-            pre[j] = sigmoid(pre[j] + hp[j])
+            p_rz[j] = sigmoid(p_rz[j] + q_rz[j])
+        r, z, xn, hn = pre[:H], pre[H:2 * H], pre[2 * H:], hp[2 * H:]
         for j in range(H):
-            n = tanh(pre[2 * H + j] + pre[j] * hp[2 * H + j])
-            h[j] = (one - pre[H + j]) * n + pre[H + j] * h[j]
+            n = tanh(xn[j] + r[j] * hn[j])
+            h[j] = (one - z[j]) * n + z[j] * h[j]
     else:
         for j in range(H):
             a = pre[j] + hp[j]

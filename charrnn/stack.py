@@ -36,7 +36,7 @@ def workspace_size(cell, L, T, S, H, V):
         n += gate + hid                          # dgh, hn
     if cell == K.CELL_LSTM:
         n += hid1 + hid                          # c, tc
-    return n + T * S * V + T * S * H + S * G * H + 3 * S * H  # probs, dx, hp, dh_rec/dc/carry
+    return n + T * S * V + T * S * H + S * G * H + 4 * S * H  # probs, dx, hp, rec
 
 
 @njit(**KW)
@@ -73,8 +73,8 @@ def _carve(ws, cell, L, T, S, H, V):
     dx = a.reshape((T, S, H))                    # gradient flowing down the stack
     a, off = _take(ws, off, S * G * H)
     hp = a.reshape((S, G * H))                   # h_prev @ W_h of the current step
-    a, off = _take(ws, off, 3 * S * H)
-    rec = a.reshape((3, S, H))                   # dh_rec, dc, GRU carry
+    a, off = _take(ws, off, 4 * S * H)
+    rec = a.reshape((4, S, H))                   # dh_rec, dc, GRU carry, dh_rec transposed
     return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
 
 
@@ -219,6 +219,7 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
     dgx = xp
     dh_rec, dc, carry = rec[0], rec[1], rec[2]
+    dh_rec_t = rec[3].reshape((H, S))
     grads[:] = 0.0
     Wd = _mat(params, offs[4 * L], H, V)
     for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place
@@ -249,7 +250,10 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
                                     dx[t], dh_rec)
             else:
                 K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
-            np.dot(dgh[k, t], Wh.T, dh_rec)
+            # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
+            # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
+            np.dot(Wh, dgh[k, t].T, dh_rec_t)
+            _transpose(dh_rec, dh_rec_t)
         for s in range(S):
             for j in range(H):
                 dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
@@ -283,6 +287,15 @@ def _weight_grads(gWx, gWh, gbx, gbh, dx, dgx, dgh, h_k, xin_below, x, b0, Wx, s
         return
     np.dot(xin_below.reshape((N, H)).T, x2, gWx)
     np.dot(x2, Wx.T, dx.reshape((N, H)))
+
+
+@njit(**KW)
+def _transpose(out, a):
+    """out (S, H) = a (H, S) transposed."""
+    for j in range(a.shape[0]):
+        row = a[j]
+        for s in range(a.shape[1]):
+            out[s, j] = row[s]
 
 
 @njit(**KW)
