@@ -1,12 +1,16 @@
 """Throughput benchmark: charrnn against PyTorch on this CPU, in one run.
 
-    python bench/throughput.py                       # all six configurations
-    python bench/throughput.py --torch-python /path/to/venv/bin/python --configs lstm-2x128
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/throughput.py \
+        --torch-python /path/to/venv/bin/python [--configs lstm-2x128] [--threads 2]
+
+Run it with the two OPENBLAS variables unset (as above): some development machines set them for
+old OpenBLAS builds, and on an AVX-512 CPU they force numpy's and SciPy's BLAS onto the AVX2
+kernel; users' machines do not set them. The header says which BLAS kernel ran.
 
 For each configuration (batch 50, seq 50, vocab 65, Adam, clipping at norm 5) it measures, each in a
 fresh subprocess: training chars/s (after warm-up, median of timed windows of about a second),
-sampling chars/s at batch 1, peak resident memory, and the same for PyTorch when a Python with
-torch is available (this one, or --torch-python). charrnn and PyTorch alternate for --rounds
+sampling chars/s at batch 1 and with 32 streams at once, peak resident memory, and the same for
+PyTorch (same thread count) when a Python with torch is available (this one, or --torch-python). charrnn and PyTorch alternate for --rounds
 rounds, so that load from elsewhere on a shared machine hits both alike; each ratio is taken
 within a round. It prints a Markdown table with the ratios and the fraction of the machine's
 float32 GEMM peak (measured in the same workers) that training reaches.
@@ -32,13 +36,15 @@ CONFIGS = {  # name: (cell, layers, hidden)
     "gru-2x256": ("gru", 2, 256), "rnn-1x128": ("rnn", 1, 128),
 }
 V, B, T = 65, 50, 50
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+STREAMS = 32  # K for the many-streams sampling column
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 
 def flops_per_char(cell, layers, hidden):
     """Training FLOPs per character: 3 x forward, layer 0's one-hot product being a gather."""
-    G, H = GATES[cell], hidden
+    from charrnn.cells import CELLS
+    G, H = CELLS[cell].G, hidden
     fwd = sum(2 * G * H * ((0 if k == 0 else H) + H) for k in range(layers)) + 2 * H * V
     return 3 * fwd
 
@@ -64,18 +70,19 @@ def peak_rss_mib():
 
 # -- workers (run in subprocesses) ----------------------------------------------------------------
 
-def charrnn_training_step(cell, layers, hidden):
+def charrnn_training_step(cell, layers, hidden, threads=None):
     """A charrnn model and a function doing one full training step on a fixed random batch:
     forward, backward, clipping at norm 5, Adam (what `charrnn train` does per step)."""
     import numpy as np
-    sys.path.insert(0, ROOT)
+
     from charrnn.config import ModelConfig
     from charrnn.data import Vocab
     from charrnn.model import Model
     from charrnn.optim import Optimizer, clip_gradients
 
     rng = np.random.default_rng(0)
-    m = Model(ModelConfig(V, cell, hidden, layers), vocab=Vocab([chr(32 + i) for i in range(V)]))
+    m = Model(ModelConfig(V, cell, hidden, layers), vocab=Vocab([chr(32 + i) for i in range(V)]),
+              threads=threads)
     opt = Optimizer("adam", m.params.size)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
     state = [m.zero_state(B)]
@@ -88,12 +95,12 @@ def charrnn_training_step(cell, layers, hidden):
     return m, step
 
 
-def worker_charrnn(cell, layers, hidden, windows):
+def worker_charrnn(cell, layers, hidden, windows, threads):
     import numpy as np
 
-    from charrnn.sample import sample_chunks
+    from charrnn.sample import sample_chunks, sample_many
 
-    m, step = charrnn_training_step(cell, layers, hidden)
+    m, step = charrnn_training_step(cell, layers, hidden, threads)
     rng = np.random.default_rng(1)
     for _ in range(3):
         step()
@@ -101,17 +108,21 @@ def worker_charrnn(cell, layers, hidden, windows):
     n = 4000
     "".join(sample_chunks(m, 200, 1.0, seed=0))  # warm-up
     sample, _ = timed_windows(lambda: "".join(sample_chunks(m, n, 1.0, seed=0)), n, 3)
+    k = max(200, n // STREAMS)
+    sample_many(m, STREAMS, 20, 1.0, seed=0, threads=threads)  # warm-up
+    many, _ = timed_windows(lambda: sample_many(m, STREAMS, k, 1.0, seed=0, threads=threads),
+                            k * STREAMS, 3)
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     a @ a
     gemm = statistics.median(_time(lambda: a @ a) for _ in range(5))
-    return {"train": train, "train_windows": train_all, "sample": sample,
+    return {"train": train, "train_windows": train_all, "sample": sample, "many": many,
             "gemm_gflops": 2 * 2048 ** 3 / gemm / 1e9, "rss": peak_rss_mib()}
 
 
-def worker_torch(cell, layers, hidden, windows):
+def worker_torch(cell, layers, hidden, windows, threads):
     import torch
     import torch.nn.functional as F
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](V, hidden, layers)
     dec = torch.nn.Linear(hidden, V)
@@ -161,9 +172,9 @@ def _time(f):
     return time.perf_counter() - t0
 
 
-def run_worker(python, kind, name, windows):
+def run_worker(python, kind, name, windows, threads):
     cmd = [python, os.path.abspath(__file__), "--worker", kind, "--configs", name,
-           "--windows", str(windows)]
+           "--windows", str(windows), "--threads", str(threads)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         print(f"[{kind} {name} failed]\n{r.stderr[-2000:]}", file=sys.stderr)
@@ -207,13 +218,41 @@ def measure(name, a, torch_ok):
     """Alternate charrnn and PyTorch workers for a.rounds rounds; lists of their results."""
     c, t = [], []
     for _ in range(a.rounds):
-        c.append(run_worker(sys.executable, "charrnn", name, a.windows))
+        c.append(run_worker(sys.executable, "charrnn", name, a.windows, a.threads))
         if torch_ok:
-            t.append(run_worker(a.torch_python, "torch", name, a.windows))
+            t.append(run_worker(a.torch_python, "torch", name, a.windows, a.threads))
     print(f"  measured {name}", file=sys.stderr)
     if any(r is None for r in c + t):
         return [], []
     return c, t
+
+
+def machine() -> list[str]:
+    """Lines describing the CPU, the BLAS libraries (as threadpoolctl sees them in a charrnn
+    process) and the OPENBLAS variables in effect."""
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                   if line.startswith("model name"))
+        flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
+        cpu += ", " + ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    except (OSError, StopIteration):
+        pass
+    code = ("import json, numpy, scipy.linalg.cython_blas, threadpoolctl; print(json.dumps("
+            "[(l['filepath'].split('/')[-1], l.get('architecture'), l['num_threads']) "
+            "for l in threadpoolctl.threadpool_info() if l['user_api'] == 'blas']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    blas = "; ".join(f"{lib} ({arch} kernel)" for lib, arch, _ in json.loads(r.stdout))
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return [f"CPU: {cpu}; {os.cpu_count()} cores, {os_cores()} usable",
+            f"BLAS: {blas}", f"OPENBLAS variables: {env or 'unset'}"]
+
+
+def os_cores() -> int:
+    from charrnn.threads import usable_cores
+    return usable_cores()
 
 
 def has_torch(python):
@@ -230,31 +269,37 @@ def main():
                     help="charrnn/PyTorch alternations per configuration")
     ap.add_argument("--torch-python", default=sys.executable,
                     help="a Python with torch installed (default: this one)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="worker threads for charrnn and PyTorch (default: usable cores)")
     ap.add_argument("--worker", choices=["charrnn", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--no-cli", action="store_true", help="skip the start-up and memory checks")
     a = ap.parse_args()
     names = a.configs.split(",")
+    a.threads = a.threads or os_cores()
     if a.worker:
         fn = worker_charrnn if a.worker == "charrnn" else worker_torch
-        print(json.dumps(fn(*CONFIGS[names[0]], a.windows)))
+        print(json.dumps(fn(*CONFIGS[names[0]], a.windows, a.threads)))
         return
     torch_ok = has_torch(a.torch_python)
-    print(f"# charrnn throughput, {platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}; batch {B}, seq {T}, vocab {V}, Adam")
-    print(f"command: python bench/throughput.py --rounds {a.rounds}"
+    print(f"# charrnn throughput, {platform.machine()}, {time.strftime('%Y-%m-%d')}; "
+          f"batch {B}, seq {T}, vocab {V}, Adam; --threads {a.threads}")
+    for line in machine():
+        print(line + "  ")
+    print(f"command: python bench/throughput.py --rounds {a.rounds} --threads {a.threads}"
           f"{'' if a.torch_python == sys.executable else ' --torch-python ' + a.torch_python}")
     if not torch_ok:
         print("(PyTorch not found: ratios omitted; pass --torch-python)")
     rows = [(name, *measure(name, a, torch_ok)) for name in names]
     tv = next((t[0]["version"] for _, _, t in rows if t), None)
     if tv:
-        print(f"\nPyTorch {tv}, 2 threads. Each configuration: {a.rounds} rounds, charrnn and "
+        print(f"\nPyTorch {tv}, {a.threads} threads. Each configuration: {a.rounds} rounds, "
+              "charrnn and "
               "PyTorch "
               "alternating; chars/s are medians over rounds (each round itself a median of timed "
               "windows); x is the median of the per-round ratios, [min-max] their spread.\n")
-    print("| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | % GEMM peak "
-          "| peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | {STREAMS} "
+          f"streams chars/s | vs 1 stream | % GEMM peak | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, c, t in rows:
         if not c:
             continue
@@ -271,7 +316,8 @@ def main():
                             f"[{min(ratios):.2f}-{max(ratios):.2f}]")
             else:
                 cols.append(f"{med(c, key):,.0f} | - | -")
-        print(f"| {name} | {cols[0]} | {cols[1]} | {100 * frac:.0f}% of "
+        many = f"{med(c, 'many'):,.0f} | {med(c, 'many') / med(c, 'sample'):.1f}x"
+        print(f"| {name} | {cols[0]} | {cols[1]} | {many} | {100 * frac:.0f}% of "
               f"{med(c, 'gemm_gflops'):.0f} GFLOP/s | {max(r['rss'] for r in c):.0f} |")
     if not a.no_cli:
         with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ CELL_RNN, CELL_GRU, CELL_LSTM = (CELLS[c].code for c in ("rnn", "gru", "lstm"))
 # Fast-math flags for the pointwise kernels: reordering and reciprocal tricks are fine, but not
 # "no NaNs / no infinities", so a diverging run still shows up as NaN.
 FM = {"contract", "arcp", "nsz", "afn", "reassoc"}
-KW = {"cache": True, "error_model": "numpy", "fastmath": FM}  # no per-division checks
+KW = {"cache": True, "error_model": "numpy", "fastmath": FM, "nogil": True}  # no division checks
 
 
 def tanh(x):
@@ -288,6 +288,15 @@ def xent_backward(dlogits, probs, targets, scale):
 
 # ----------------------------------------------------------------------------------------------
 # Optimizer updates over the flat parameter buffer (PyTorch's formulas, step counted from 1).
+
+@njit(cache=True, error_model="numpy")
+def sum_squares(a):
+    """The sum of a's squares, accumulated in float64."""
+    total = 0.0
+    for k in range(a.size):
+        total += float(a[k]) * a[k]
+    return total
+
 
 @njit(cache=True, error_model="numpy")
 def adam_update(params, m, v, grads, lr, beta1, beta2, eps, weight_decay, decoupled, step):

@@ -67,7 +67,9 @@ def clip_gradients(grads: np.ndarray, limit: float, mode: str = "norm") -> float
     mode "norm" scales all gradients by limit / (norm + 1e-6) when the norm exceeds limit
     (torch.nn.utils.clip_grad_norm_); "value" clamps each element to [-limit, limit]. limit 0 = off.
     """
-    norm = float(np.sqrt(np.dot(grads, grads)))
+    # A compiled sum, not np.dot: numpy's BLAS threads would stay awake spinning after the call
+    # and take cores from the next step's workers.
+    norm = math.sqrt(K.sum_squares(grads))
     if limit > 0:
         if mode == "norm" and norm > limit:
             grads *= grads.dtype.type(limit / (norm + 1e-6))
