@@ -1,91 +1,144 @@
-"""Where the time of one training step goes, by phase.
+"""Where the time of one training step goes: by phase, and the rates of the pieces inside.
 
-    python bench/profile_step.py [--model lstm --layers 2 --hidden 128 --steps 40]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/profile_step.py \
+        [--model lstm --layers 2 --hidden 128 --threads 2]
 
-Runs training steps (batch 50, seq 50, vocab 65, Adam, clipping) under cProfile and splits the time
-by what it is spent on; BLAS products are attributed by their caller (recurrent forward, recurrent
-backward, weight gradients, ...). cProfile adds about a microsecond per call, so the shares are
-close but the total is a little slower than bench/throughput.py.
+The step's phases (forward, backward, gradient clipping, optimizer) are timed as the trainer runs
+them (batch 50, seq 50, vocab 65). The compiled stack has no Python between time steps, so a
+profiler cannot see inside it; instead each kind of work it does is timed on its own, at the
+shard's shape, on one thread, and multiplied by how often one step does it. Comparing the sum
+with the measured step shows what is left (overlap, memory traffic, the softmax).
 """
 import argparse
-import cProfile
 import os
-import pstats
 import sys
+import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
 
-PHASES = [  # (label, function name, caller name or None)
-    ("recurrent products, forward (BLAS, per step)", "dot", "layer_forward"),
-    ("cell pointwise kernels, forward", "_step_forward", None),
-    ("recurrent products, backward (BLAS, per step)", "dot", "layer_backward"),
-    ("cell pointwise kernels, backward", "_step_backward", None),
-    ("weight gradients and gradient to the layer below (BLAS)", "dot", "_weight_grads"),
-    ("input projections of the layers above the first (BLAS)", "dot", "_project"),
-    ("one-hot gather / scatter", "embed_", None),
-    ("decoder forward (BLAS)", "dot", "forward"),
-    ("decoder backward (BLAS)", "dot", "backward"),
-    ("softmax cross-entropy", "xent_", None),
-    ("optimizer update", "adam_update", None),
-    ("gradient clipping (norm)", "clip_gradients", None),
-]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from numba import njit  # noqa: E402
+
+from charrnn import kernels as K  # noqa: E402
+from charrnn import threads as workers  # noqa: E402
+from charrnn.cells import CELLS  # noqa: E402
+from charrnn.config import ModelConfig  # noqa: E402
+from charrnn.model import Model  # noqa: E402
+from charrnn.optim import Optimizer, clip_gradients  # noqa: E402
+
+V, B, T = 65, 50, 50
 
 
-def _expose_dot():
-    """np.dot is a C dispatcher object that cProfile does not record; route charrnn's calls
-    through a Python function named `dot` so that BLAS time shows up with its caller."""
-    import types
+def per_call_ms(f, seconds=0.5):
+    """Median-free simple rate: calls for at least `seconds`, mean ms per call."""
+    f()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        f()
+        n += 1
+    return (time.perf_counter() - t0) / n * 1e3
 
-    import numpy as np
 
-    from charrnn import layers, model
+@njit(nogil=True)
+def _loop_dot(a, w, out, transposed):
+    """T products a[t] @ w (or w @ a[t].T when transposed), as the stack's time loop does."""
+    for t in range(a.shape[0]):
+        if transposed:
+            np.dot(w, a[t].T, out[t])
+        else:
+            np.dot(a[t], w, out[t])
 
-    def dot(*args, **kwargs):
-        return np.dot(*args, **kwargs)
 
-    proxy = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    proxy.dot = dot
-    layers.np = model.np = proxy
+@njit(nogil=True)
+def _big(a, w, out):
+    np.dot(a, w, out)
+
+
+def phases(m, threads):
+    """ms per step of forward, backward, clipping and Adam as the trainer calls them."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    st = m.zero_state(B)
+    opt = Optimizer("adam", m.params.size)
+    fwd = per_call_ms(lambda: m.forward(x, y, st, train=True))
+    both = per_call_ms(lambda: (m.forward(x, y, st, train=True), m.backward()))
+    clip = per_call_ms(lambda: clip_gradients(m.grads, 5.0))
+    adam = per_call_ms(lambda: opt.step(m.params, m.grads, 2e-3))
+    return {"forward (whole stack, all shards)": fwd, "backward (whole stack, all shards)":
+            both - fwd, "gradient clipping": clip, "Adam update": adam}
+
+
+def pieces(cell, L, H, S):
+    """ms of each kind of work one shard of S rows does in one step, on one thread."""
+    G = CELLS[cell].G
+    r = np.random.default_rng(1)
+    f = lambda *s: r.standard_normal(s).astype(np.float32)  # noqa: E731
+    W, hs, gs = f(H, G * H), f(T, S, H), f(T, S, G * H)
+    out_g, out_h, out_ht = f(T, S, G * H), f(T, S, H), f(T, H, S)
+    N = T * S
+    a, g, o = f(N, H), f(N, G * H), f(N, G * H)
+    res = {}
+    with workers._blas().limit(limits=1, user_api="blas"):
+        res["recurrent products, forward (h @ W_h per step)"] = \
+            (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
+        res["recurrent products, backward (W_h @ dgh^T per step)"] = \
+            (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)
+        big = per_call_ms(lambda: _big(a, W, o))
+        # per layer: W_h gradient; per layer above the first: input projection, W_x gradient
+        # and the gradient to the layer below; the decoder's three products are ~V/(G*H) of one
+        res["large products (input projections, weight gradients, dx)"] = \
+            (L + 3 * (L - 1), big, 2 * N * H * G * H)
+        c = CELLS[cell].code
+        if c == K.CELL_LSTM:
+            fw = lambda: K.lstm_step_forward(out_h[0], out_h[1], out_h[2], out_g[0], gs[0],  # noqa
+                                             gs[1], out_h[3])
+            bw = lambda: K.lstm_step_backward(out_g[0], out_h[0], gs[0], out_h[1], out_h[2],  # noqa
+                                              out_h[3], out_h[4])
+        elif c == K.CELL_GRU:
+            fw = lambda: K.gru_step_forward(out_h[0], out_g[0], out_h[1], gs[0], gs[1],  # noqa
+                                            gs[2, 0], out_h[2])
+            bw = lambda: K.gru_step_backward(out_g[0], out_g[1], out_h[0], gs[0], out_h[1],  # noqa
+                                             out_h[2], out_h[3], out_h[4])
+        else:
+            fw = lambda: K.rnn_step_forward(out_h[0], gs[0], gs[1], False)  # noqa
+            bw = lambda: K.rnn_step_backward(out_h[0], out_h[1], out_h[2], out_h[3], False)  # noqa
+        res["cell pointwise kernels, forward"] = (L * T, per_call_ms(fw), 0)
+        res["cell pointwise kernels, backward"] = (L * T, per_call_ms(bw), 0)
+    return res
 
 
 def main():
-    from throughput import B, T, charrnn_training_step
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="lstm")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
-    _, step = charrnn_training_step(a.model, a.layers, a.hidden)
-    _expose_dot()
-    for _ in range(3):
-        step()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(a.steps):
-        step()
-    prof.disable()
-    st = pstats.Stats(prof).stats
-    total = sum(v[2] for v in st.values())
-    print(f"{a.model} {a.layers}x{a.hidden}, batch {B}, seq {T}: {1000 * total / a.steps:.1f} ms "
-          f"per step under cProfile\n")
+    threads = a.threads or workers.usable_cores()
+    m = Model(ModelConfig(V, a.model, a.hidden, a.layers), threads=threads)
+    shards = workers.shard_bounds(B, threads)
+    S = max(b1 - b0 for b0, b1 in shards)
+    ph = phases(m, threads)
+    total = sum(ph.values())
+    print(f"{a.model} {a.layers}x{a.hidden}, batch {B}, seq {T}, {threads} thread(s), "
+          f"{len(shards)} shard(s) of up to {S} rows: {total:.1f} ms per step, "
+          f"{B * T / total * 1e3:,.0f} chars/s\n")
     print("| phase | ms per step | share |\n|---|---|---|")
-    accounted = 0.0
-    for label, name, caller in PHASES:
-        t = 0.0
-        for (_, _, fn), (_, _, tt, _, callers) in st.items():
-            if name not in fn:
-                continue
-            if caller is None:
-                t += tt
-            else:
-                t += sum(c[2] for (_, _, cf), c in callers.items() if cf == caller)
-        accounted += t
-        print(f"| {label} | {1000 * t / a.steps:.2f} | {100 * t / total:.0f}% |")
-    rest = total - accounted
-    print(f"| Python glue (loops, slicing, calls) | {1000 * rest / a.steps:.2f} | "
-          f"{100 * rest / total:.0f}% |")
+    for k, v in ph.items():
+        print(f"| {k} | {v:.2f} | {100 * v / total:.0f}% |")
+    print(f"\nInside one shard ({S} rows, one thread), each kind of work timed alone:\n")
+    print("| work | calls per step | ms per call | ms per step | GFLOP/s |\n|---|---|---|---|---|")
+    shard_total = 0.0
+    for k, (calls, ms, flops) in pieces(a.model, a.layers, a.hidden, S).items():
+        per = calls * ms
+        shard_total += per
+        rate = f"{flops / ms / 1e6:.0f}" if flops else ""
+        print(f"| {k} | {calls} | {ms:.3f} | {per:.2f} | {rate} |")
+    print(f"\nSum of the timed pieces for one shard: {shard_total:.1f} ms, against "
+          f"{ph['forward (whole stack, all shards)'] + ph['backward (whole stack, all shards)']:.1f}"
+          " ms measured for forward + backward with all shards side by side.")
 
 
 if __name__ == "__main__":

@@ -1,31 +1,38 @@
-"""Telling the user when numba is about to compile (the first run), instead of looking frozen."""
+"""Telling the user when numba is about to compile (the first run), instead of looking frozen.
+
+The compiled entry points are the same for every cell (the cell is a code the kernels dispatch
+on, see cells.py), so the lists below name entry points, not cells.
+"""
 from __future__ import annotations
 
 import os
 
 from . import kernels as K
+from . import stack
 
-SAMPLE = ("advance", "generate")
-
-
-def forward_kernels(cell: str) -> tuple:
-    """The kernels an evaluation of a `cell` model runs."""
-    return ("embed_forward", f"{cell}_step_forward", "xent_forward")
+SAMPLE = ((K, "advance"), (K, "generate"))                    # one stream
+SAMPLE_MANY = ((K, "advance_batch"), (K, "generate_batch"))   # K streams at once
 
 
-def train_kernels(cell: str) -> tuple:
-    """The kernels a training step of a `cell` model runs (with Adam; the other optimizers are
+def forward_kernels(cell: str | None = None) -> tuple:
+    """The compiled entry points an evaluation runs (any cell)."""
+    return ((stack, "stack_forward"),)
+
+
+def train_kernels(cell: str | None = None) -> tuple:
+    """The compiled entry points a training step runs (with Adam; the other optimizers are
     small and compile in about a second)."""
-    return forward_kernels(cell) + (f"{cell}_step_backward", "embed_backward", "xent_backward",
-                                    "adam_update")
+    return forward_kernels(cell) + ((stack, "stack_backward"), (K, "sum_squares"),
+                                    (K, "adam_update"))
 
 
 def needs_compiling(names) -> bool:
-    """True if any of these kernels has no on-disk cache yet (numba will compile it on first
-    use). Reads numba's cache index location; if that ever changes, it answers False."""
-    for name in names:
+    """True if any of these (module, name) kernels has no on-disk cache yet (numba will compile
+    it on first use). Reads numba's cache index location; if that ever changes, it answers
+    False."""
+    for module, name in names:
         try:
-            if not os.path.exists(getattr(K, name)._cache._cache_file._index_path):
+            if not os.path.exists(getattr(module, name)._cache._cache_file._index_path):
                 return True
         except AttributeError:
             return False
@@ -35,4 +42,4 @@ def needs_compiling(names) -> bool:
 def notice(names, echo) -> None:
     """Say on stderr (via echo) that a one-time compilation is starting, when it is."""
     if needs_compiling(names):
-        echo("charrnn: compiling its kernels for the first run (once; up to about 30 s) ...")
+        echo("charrnn: compiling its kernels for the first run (once; up to about a minute) ...")

@@ -11,6 +11,8 @@ Everything a shard keeps between forward and backward lives in one flat float bu
 (see workspace_size), cut into named views by _carve; weights are read from the flat parameter
 buffer at the offsets of cells.param_offsets.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -196,10 +198,10 @@ def _softmax_xent(probs, y, b0, S):
             m = max(m, p[v])
         s = 0.0
         for v in range(V):
-            e = np.exp(p[v] - m)
+            e = K.exp(p[v] - m)
             p[v] = e
             s += e
-        total += np.log(s) + m - logit
+        total += math.log(s) + m - logit
         inv = 1.0 / s
         for v in range(V):
             p[v] *= inv
