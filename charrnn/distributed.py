@@ -25,6 +25,7 @@ is caught by a watchdog thread that ends this rank after CHARRNN_MPI_TIMEOUT sec
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 import sys
@@ -41,7 +42,7 @@ from .errors import CharrnnError
 
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
-INSTALL = "pip install -e '.[mpi]' (mpi4py, and MPICH's wheel, which brings mpiexec)"
+INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
 LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
 
 _group = None  # this process's Group once connect() has run
@@ -96,13 +97,12 @@ def connect() -> Group:
     if _group is not None:
         return _group
     rank, size = launched_rank_and_size()
-    try:
-        from mpi4py import MPI  # noqa: F401  (importing initialises MPI)
-    except ImportError:
-        raise RankError(f"--distributed needs mpi4py and an MPI: {INSTALL}",
-                        report=rank == 0) from None
-    if size is None:
-        raise CharrnnError(f"--distributed runs under mpiexec: {LAUNCH} ({INSTALL} brings it)")
+    if importlib.util.find_spec("mpi4py") is None:
+        raise RankError(f"--distributed needs mpi4py and an MPI: {INSTALL} installs both "
+                        "(MPICH, with mpiexec)", report=rank == 0)
+    if size is None:  # checked before importing mpi4py.MPI, which would start MPI here
+        raise CharrnnError(f"--distributed runs as the ranks of an MPI job: {LAUNCH} "
+                           f"(mpiexec comes with {INSTALL})")
     _group = Group()
     return _group
 
