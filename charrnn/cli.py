@@ -25,7 +25,8 @@ class _Group(click.Group):
         except CharrnnError as e:
             if ctx.params.get("debug") or os.environ.get("CHARRNN_DEBUG") == "1":
                 raise
-            click.echo(f"error: {e}", err=True)
+            if getattr(e, "report", True):  # hook: under MPI, rank 0 alone reports shared errors
+                click.echo(f"error: {e}", err=True)
             ctx.exit(2)
 
 
@@ -103,14 +104,18 @@ def cli(debug):
               help="Print a sample every N steps (0: never).")
 @click.option("--sample-length", type=int, default=200, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over MPI ranks: launch with `mpiexec -n R`; --batch-size is the "
+              "global batch, split evenly across the ranks.")
 @click.pass_context
 def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir, resume, quiet,
-          sample_every, sample_length, **options):
+          sample_every, sample_length, distributed, **options):
     """Train a model on CORPUS (default: the bundled tinyshakespeare).
 
     \b
     Example:
       charrnn train input.txt --model gru --hidden 256 --time-limit 600
+      mpiexec -n 2 charrnn train input.txt --distributed --batch-size 64
     Ctrl-C saves last.npz; continue with --resume.
     """
     from .jit import SAMPLE, notice, train_kernels
@@ -133,12 +138,18 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
     result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
                        activation=activation, checkpoint_dir=checkpoint_dir,
                        resume=(True if resume == "" else resume), progress=not quiet,
-                       sample_every=sample_every, sample_length=sample_length, on_start=announce)
-    if not quiet:
+                       sample_every=sample_every, sample_length=sample_length, on_start=announce,
+                       distributed=distributed)
+    if not quiet and (not distributed or _mpi_rank() == 0):  # hook: rank 0 alone reports
         click.echo(f"{result.stopped} at step {result.step}: best validation loss "
                    f"{result.best_val_loss:.4f} nats/char "
                    f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char); "
                    f"checkpoints in {result.run_dir}", err=True)
+
+
+def _mpi_rank() -> int:
+    from .distributed import launched_rank_and_size
+    return launched_rank_and_size()[0]
 
 
 def _check_resume_model(corpus, checkpoint_dir, resume, given: dict) -> None:

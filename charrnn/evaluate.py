@@ -23,7 +23,8 @@ class EvalResult:
         return asdict(self)
 
 
-def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 100) -> EvalResult:
+def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 100,
+                 rows=None) -> EvalResult:
     """Mean cross-entropy of predicting ids[1:] from the characters before them.
 
     The n-1 predictions are split into `batch_size` contiguous rows, each read from a zero state
@@ -31,29 +32,35 @@ def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 10
     predictions left over continue the last row's state at batch 1, so every character counts
     once. With batch_size 1 the text is one unbroken sequence from a zero state, which is what
     PyTorch computes when run over the whole text.
+
+    rows=(first, stop) evaluates only those rows (and the leftover when stop is the last row);
+    `chars` is then the count of their predictions. Distributed validation splits the rows
+    across ranks this way and adds up nats_per_char * chars.
     """
     n = len(ids)
     if n < 2:
         raise CharrnnError("text has fewer than 2 characters: nothing to predict")
-    rows = max(1, min(batch_size, n - 1))
-    R = (n - 1) // rows
-    idx = np.arange(rows)[:, None] * R + np.arange(R)[None, :]  # (rows, R)
-    state = model.zero_state(rows)
+    n_rows = max(1, min(batch_size, n - 1))
+    R = (n - 1) // n_rows
+    r0, r1 = rows if rows is not None else (0, n_rows)
+    idx = np.arange(r0, r1)[:, None] * R + np.arange(R)[None, :]  # (rows, R)
+    state = model.zero_state(r1 - r0)
     total = 0.0
     for w in range(0, R, seq_len):
         cols = idx[:, w: w + seq_len].T  # (T', rows)
         loss, state = model.forward(ids[cols], ids[cols + 1], state)
         total += loss * cols.size
-    rest = (n - 1) - rows * R
+    rest = (n - 1) - n_rows * R if r1 == n_rows else 0
     if rest:
         # Continue the last row (it ends exactly where the leftover begins) at batch 1.
         last = (state[0][:, -1:].copy(), state[1][:, -1:].copy())
-        for w in range(rows * R, n - 1, seq_len):
+        for w in range(n_rows * R, n - 1, seq_len):
             cols = np.arange(w, min(w + seq_len, n - 1))[:, None]  # (T', 1)
             loss, last = model.forward(ids[cols], ids[cols + 1], last)
             total += loss * cols.size
-    nats = total / (n - 1)
-    return EvalResult(nats, nats / math.log(2), math.exp(nats), n - 1)
+    count = (r1 - r0) * R + rest
+    nats = total / count
+    return EvalResult(nats, nats / math.log(2), math.exp(nats), count)
 
 
 def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import distributed as mpi
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .corpus import load_corpus
 from .data import Batches, require_windows, split
@@ -73,10 +74,11 @@ def default_run_dir(corpus) -> Path:
     return Path("checkpoints") / Path(corpus).stem
 
 
+@mpi.when_distributed  # hook: distributed=True runs this as one rank of an MPI job
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
           hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
           checkpoint_dir=None, resume=None, progress: bool = True, sample_every: int = 0,
-          sample_length: int = 200, on_start=None) -> TrainResult:
+          sample_length: int = 200, on_start=None, distributed: bool = False) -> TrainResult:
     """Train a character-level model on a text file.
 
     Parameters
@@ -100,11 +102,17 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     on_start : callable, optional
         Called with the model once every input has been checked, just before the first step
         (the CLI uses it to announce a first-run compilation).
+    distributed : bool
+        Run as one rank of `mpiexec -n R` (see charrnn/distributed.py): config.batch_size is the
+        global batch, split across the ranks; rank 0 alone writes and shows progress.
 
     Returns
     -------
     TrainResult
     """
+    dist = mpi.current() if distributed else None  # hook: this rank's Group
+    if dist and not dist.root:  # hook: rank 0 alone shows progress
+        progress, on_start = False, None
     corpus = Path(corpus) if corpus is not None else _default_corpus()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
     saved = _load_resume(resume, run_dir)
@@ -113,7 +121,9 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
-    data = load_corpus(corpus, config.encoding)
+    # hook: ranks take turns to build the corpus cache
+    data = dist.in_turns(load_corpus, corpus, config.encoding) if dist else \
+        load_corpus(corpus, config.encoding)
     vocab = data.vocab
     if len(vocab) > MAX_VOCAB:
         raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
@@ -132,16 +142,20 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     else:
         _check_same_corpus(saved[0], corpus_id, corpus)
         model = _model_from(saved, vocab)
-    model.threads = config.threads
+    model.threads = config.threads or (dist.default_threads() if dist else None)  # hook
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
-    run = _Run(model, config, Batches(train_ids, config.batch_size, config.seq_len), val_ids,
-               run_dir, corpus_id, progress)
+    # hook: a rank reads only its rows of each window
+    batches = dist.batches(train_ids, config.batch_size, config.seq_len) if dist else \
+        Batches(train_ids, config.batch_size, config.seq_len)
+    run = _Run(model, config, batches, val_ids, run_dir, corpus_id, progress, dist)
     run.sample_every, run.sample_length = sample_every, sample_length
     if saved is not None:
         run.restore(*saved)
-    else:
+    elif run.writes:
         run.start_fresh()
+    if dist:  # hook: the end of setup: same corpus and parameters everywhere
+        dist.ready(model.params, corpus_id)
     if on_start is not None:
         on_start(model)
     return run.loop()
@@ -150,12 +164,17 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
 class _Run:
     """The state of one training run and its loop."""
 
-    def __init__(self, model, config, batches, val_ids, run_dir, corpus_id, progress):
+    def __init__(self, model, config, batches, val_ids, run_dir, corpus_id, progress, dist=None):
         self.model, self.cfg, self.batches, self.val_ids = model, config, batches, val_ids
         self.run_dir, self.corpus_id, self.show = Path(run_dir), corpus_id, progress
         self.opt = Optimizer.from_config(config, model.params.size)
         self.rng = np.random.default_rng(config.seed)
         self.state = model.zero_state(config.batch_size)
+        # hook: an MPI rank (distributed.py) keeps its rows of the state and of dropout's draws;
+        # rank 0 alone writes the run directory
+        self.dist, self.writes, self.step_rng = dist, dist is None or dist.root, self.rng
+        if dist:
+            self.state, self.step_rng = dist.my_rows(self.state), dist.rows_of_rng(self.rng)
         self.prog = _Progress()
         self.total = self._total_steps()
         self.stop_signal = None
@@ -200,8 +219,11 @@ class _Run:
         self.rng.bit_generator.state = meta["rng"]
         if arrays["state_h"].shape[1] == self.cfg.batch_size:
             self.state = (arrays["state_h"].copy(), arrays["state_c"].copy())
-        self._truncate_metrics(self.prog.step)
-        self._remove_stale_temporaries()
+            if self.dist:  # hook: this rank's rows of the saved state
+                self.state = self.dist.my_rows(self.state)
+        if self.writes:
+            self._truncate_metrics(self.prog.step)
+            self._remove_stale_temporaries()
 
     def _truncate_metrics(self, step: int):
         """Drop log rows past the checkpoint's step, so a resumed log has no duplicate steps."""
@@ -222,7 +244,8 @@ class _Run:
     def loop(self) -> TrainResult:
         """Step until a stopping condition; validate, log and checkpoint on the way."""
         bar = _Bar(self.total, self.prog.step, self.show)
-        with open(self.run_dir / "metrics.csv", "a", newline="") as log:
+        opener = self.dist.open_on_root if self.dist else open  # hook: rank 0 alone logs
+        with opener(self.run_dir / "metrics.csv", "a", newline="") as log:
             old = self._install_signals()
             try:
                 stopped, val, last = self._run_steps(log, bar)
@@ -240,7 +263,7 @@ class _Run:
                     row[3] = f"{val:.6f}"
                     csv.writer(log).writerow(row)
         self.checkpoint()
-        if stopped == "interrupted":
+        if stopped == "interrupted" and self.writes:
             print(f"interrupted: saved {self.run_dir / 'last.npz'} at step {self.prog.step}; "
                   "continue with --resume", file=sys.stderr)
         return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
@@ -253,9 +276,13 @@ class _Run:
         t_start, seconds0 = time.perf_counter(), self.prog.seconds
         val, last = None, None
         while self.total is None or self.prog.step < self.total:
-            if c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit:
+            time_up = c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit
+            interrupted = self.stop_signal is not None
+            if self.dist:  # hook: the ranks stop together, when any of them would
+                time_up, interrupted = self.dist.any(time_up, interrupted)
+            if time_up:
                 return "time limit", val, last
-            if self.stop_signal is not None:
+            if interrupted:
                 return "interrupted", val, last
             t0 = time.perf_counter()
             loss, lr = self._step()
@@ -290,10 +317,12 @@ class _Run:
         """One optimizer step on the next window; returns (loss, lr)."""
         c, b = self.cfg, self.batches
         w = self.prog.step % b.windows
-        if w == 0:  # a new epoch starts from a zero state, as in char-rnn
-            self.state = self.model.zero_state(c.batch_size)
         x, y = b.window(w)
-        loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.rng)
+        if w == 0:  # a new epoch starts from a zero state, as in char-rnn
+            self.state = self.model.zero_state(x.shape[1])
+        loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng)
+        if self.dist:  # hook: the mean gradient (and loss) over every rank's rows
+            loss = self.dist.average_gradients(self.model.grads, loss)
         norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise CharrnnError(
@@ -304,7 +333,9 @@ class _Run:
         self.opt.step(self.model.params, self.model.grads, lr)
         self.state = state
         self.prog.step += 1
-        self.prog.chars_seen += x.size
+        self.prog.chars_seen += b.batch_size * b.seq_len
+        if self.dist:  # hook: every so often, check that the ranks still agree
+            self.dist.after_step(self.model.params, self.prog.step)
         return loss, lr
 
     def _maybe_evaluate(self):
@@ -314,7 +345,8 @@ class _Run:
         return None
 
     def _evaluate_and_keep_best(self) -> float:
-        val = evaluate_ids(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
+        evaluate = self.dist.evaluate if self.dist else evaluate_ids  # hook: rows split, reduced
+        val = evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
         self.prog.last_val_loss = val.nats_per_char
         if val.nats_per_char < self.prog.best_val_loss:
             self.prog.best_val_loss = val.nats_per_char
@@ -327,8 +359,11 @@ class _Run:
         c = self.cfg
         if evaluated or (c.checkpoint_every and self.prog.step % c.checkpoint_every == 0):
             return True
-        return bool(c.checkpoint_interval) and \
+        due = bool(c.checkpoint_interval) and \
             time.monotonic() - self.last_write >= c.checkpoint_interval
+        if self.dist and c.checkpoint_interval:  # hook: the ranks' clocks differ; agree
+            due, = self.dist.any(due)
+        return due
 
     def checkpoint(self):
         """last.npz, plus a numbered ckpt-<step>.npz when --keep K keeps the K newest of those."""
@@ -336,7 +371,8 @@ class _Run:
         self.last_write = time.monotonic()
         if self.cfg.keep:
             self.save(f"ckpt-{self.prog.step:08d}.npz")
-            for old in sorted(self.run_dir.glob("ckpt-*.npz"))[:-self.cfg.keep]:
+            stale = sorted(self.run_dir.glob("ckpt-*.npz"))[:-self.cfg.keep] if self.writes else []
+            for old in stale:
                 old.unlink()
 
     def save(self, name: str):
@@ -354,6 +390,8 @@ class _Run:
         }
         arrays = {"params": self.model.params, "opt_a": self.opt.state["a"],
                   "opt_b": self.opt.state["b"], "state_h": self.state[0], "state_c": self.state[1]}
+        if self.dist:  # hook: the full state gathered, rank 0 writes, every rank learns the outcome
+            return self.dist.save(ckpt.save, self.run_dir / name, meta, arrays)
         ckpt.save(self.run_dir / name, meta, arrays)
 
     def _install_signals(self):

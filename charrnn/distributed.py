@@ -1,0 +1,402 @@
+"""Data-parallel training over MPI ranks: `mpiexec -n R charrnn train CORPUS --distributed`.
+
+The job of this module is to make R processes compute exactly what one process computes with
+the same global batch B. Every rank holds the whole model and takes B/R of the batch's rows
+(rank r: rows [r*B/R, (r+1)*B/R) of every window, read from the memory-mapped corpus). Each step
+its gradient (the mean over its rows) is summed with one Allreduce of the flat gradient buffer
+and divided by R, so every rank applies the identical clip and optimizer step and the parameters
+stay bit-identical; a checksum of the parameters is compared every CHECK_EVERY steps and before
+every checkpoint. Validation splits its rows likewise and adds up losses and counts.
+
+Rank 0 alone writes the run directory (checkpoints, metrics.csv) and shows progress; the carried
+hidden state is gathered to it as the full (L, B, H), so a checkpoint is the single-process one
+and resumes on any R that divides B. Dropout masks are drawn for the whole batch from the shared
+random stream and each rank keeps its rows, so the stream, too, is independent of R.
+
+Errors. Until the run starts (setup), a rank that fails tells the others at the next exchange
+(an allgather every setup collective goes through), and every rank exits 2 with one line from
+rank 0. During the run every CharrnnError is raised on all ranks at once by construction (it
+comes from agreed values, or from rank 0's file writes, whose outcome is broadcast); anything else
+is one rank's failure: it prints `rank r: error: ...` and leaves with os._exit, upon which
+mpiexec ends the others. A rank that dies is noticed by mpiexec the same way; a rank that hangs
+is caught by a watchdog thread that ends this rank after CHARRNN_MPI_TIMEOUT seconds (default
+600) spent waiting for the others in one collective.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import Batches
+from .errors import CharrnnError
+
+CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
+TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
+INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
+LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
+
+_group = None  # this process's Group once connect() has run
+
+
+class RankError(CharrnnError):
+    """An error that every rank raised at the same point: only the rank with report=True (rank 0)
+    prints it; the others exit 2 silently."""
+
+    def __init__(self, message: str, report: bool):
+        super().__init__(message)
+        self.report = report
+
+
+# -- launch ----------------------------------------------------------------------------------------
+
+def launched_rank_and_size():
+    """(rank, size) that mpiexec gave this process in its environment, or (0, None) when it was
+    not started by a launcher. Read before MPI starts, so errors can be reported by rank 0 only."""
+    for rank, size in (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+                       ("PMIX_RANK", "PMIX_SIZE")):
+        if size in os.environ:
+            return int(os.environ.get(rank, "0")), int(os.environ[size])
+    return 0, None
+
+
+def when_distributed(train):
+    """Decorate train(..., distributed=False): with distributed=True it runs as one rank of an MPI
+    job (connect(), then train, with the error handling described in the module docstring);
+    without it, a launch by mpiexec of several processes is refused (each would train alone and
+    all would write the same run directory)."""
+    @functools.wraps(train)
+    def wrapper(*args, distributed: bool = False, **kwargs):
+        if not distributed:
+            rank, size = launched_rank_and_size()
+            if size is not None and size > 1:
+                raise RankError(f"started by mpiexec as {size} processes without --distributed: "
+                                "each would train its own model into the same run directory; "
+                                f"add --distributed ({LAUNCH})", report=rank == 0)
+            return train(*args, **kwargs)
+        group = connect()
+        try:
+            return train(*args, distributed=True, **kwargs)
+        except BaseException as e:  # noqa: BLE001  (every failure must end every rank)
+            raise group.failed(e) from None
+    return wrapper
+
+
+def connect() -> Group:
+    """Join the MPI job this process was launched in (once per process)."""
+    global _group
+    if _group is not None:
+        return _group
+    rank, size = launched_rank_and_size()
+    if importlib.util.find_spec("mpi4py") is None:
+        raise RankError(f"--distributed needs mpi4py and an MPI: {INSTALL} installs both "
+                        "(MPICH, with mpiexec)", report=rank == 0)
+    if size is None:  # checked before importing mpi4py.MPI, which would start MPI here
+        raise CharrnnError(f"--distributed runs as the ranks of an MPI job: {LAUNCH} "
+                           f"(mpiexec comes with {INSTALL})")
+    _group = Group()
+    return _group
+
+
+def current() -> Group:
+    """The Group of this process (after connect())."""
+    return _group
+
+
+# -- the group -------------------------------------------------------------------------------------
+
+class Group:
+    """This rank's view of the job: who it is, its rows, and every collective the trainer uses."""
+
+    def __init__(self):
+        from mpi4py import MPI
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.root = self.rank == 0
+        # Ranks on this host share its cores: the default thread count divides them.
+        host = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = host.Get_rank(), host.Get_size()
+        self.phase = "setup"  # -> "running" (ready()) or "failed" (an agreed error)
+        self.first = self.rows = 0
+        self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+        self._waiting_since = None
+
+    # -- setup: every collective is an exchange, so a rank's failure reaches all ----------------
+
+    def exchange(self, value=None, error: str | None = None) -> list:
+        """Allgather (error, value) from every rank; the values, or an agreed RankError on every
+        rank when any rank sent an error."""
+        got = self.comm.allgather((error, value))
+        errors = [(r, e) for r, (e, _) in enumerate(got) if e is not None]
+        if errors:
+            self.phase = "failed"
+            first = errors[0][1] if errors[0][0] == 0 else f"rank {errors[0][0]}: {errors[0][1]}"
+            others = [f"rank {r}: {e}" for r, e in errors[1:] if e != errors[0][1]]
+            raise RankError(first + (f" (also {'; '.join(others)})" if others else ""),
+                            report=self.root)
+        return [v for _, v in got]
+
+    def in_turns(self, load, *args):
+        """load(*args) on rank 0, then on the first rank of every other host, then on the rest:
+        the first caller on a host (or a shared filesystem) writes the corpus cache, the others
+        find it, and no two processes write it at once."""
+        turn = 0 if self.root else (1 if self.local_rank == 0 else 2)
+        result = None
+        for t in range(3):
+            error = None
+            if t == turn:
+                try:
+                    result = load(*args)
+                except CharrnnError as e:
+                    error = str(e)
+            self.exchange(error=error)
+        return result
+
+    def batches(self, ids, batch_size: int, seq_len: int) -> RowBatches:
+        """This rank's rows of the global batch; B must divide evenly."""
+        if batch_size % self.size:
+            raise CharrnnError(f"--batch-size {batch_size} does not divide evenly among "
+                               f"{self.size} ranks; use a multiple of {self.size}")
+        self.rows = batch_size // self.size
+        self.first = self.rank * self.rows
+        return RowBatches(ids, batch_size, seq_len, self.first, self.rows)
+
+    def default_threads(self) -> int:
+        """Worker threads per rank when --threads is not given: this host's cores, shared."""
+        from .threads import usable_cores
+        return max(1, usable_cores() // self.local_size)
+
+    def ready(self, params, corpus_id: dict):
+        """The end of setup: every rank has the same corpus and the same parameters."""
+        got = self.exchange((corpus_id["hash"], _checksum(params)))
+        if len({h for h, _ in got}) > 1:
+            self.exchange(error="the corpus differs between ranks (every host needs the same "
+                                "file at the same path): " + _by_rank([h[:12] for h, _ in got]))
+        if len({c for _, c in got}) > 1:
+            self.exchange(error="the ranks start from different parameters: "
+                          + _by_rank([c for _, c in got]))
+        self.phase = "running"
+        threading.Thread(target=self._watchdog, name="charrnn-mpi-watchdog", daemon=True).start()
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def my_rows(self, state):
+        """This rank's rows of a full (h, c) pair, each (L, B, H) -> (L, B/R, H)."""
+        return tuple(np.ascontiguousarray(s[:, self.first: self.first + self.rows])
+                     for s in state)
+
+    def rows_of_rng(self, rng):
+        """A stand-in for rng in the model's dropout: draws the whole batch's masks and keeps
+        this rank's rows, so the random stream advances as in one process."""
+        return _RowsOfRng(rng, self.first, self.rows, self.size)
+
+    def average_gradients(self, grads: np.ndarray, loss: float) -> float:
+        """Sum every rank's gradient (mean over its rows) in place and divide by R: the mean over
+        the global batch. Returns the global mean loss (reduced alongside)."""
+        MPI = self.MPI
+        mean = np.array([loss], np.float64)
+        with self._waiting():
+            pending = self.comm.Iallreduce(MPI.IN_PLACE, mean, op=MPI.SUM)
+            self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+            pending.Wait()
+        np.divide(grads, grads.dtype.type(self.size), out=grads)
+        return float(mean[0]) / self.size
+
+    def after_step(self, params, step: int):
+        """Every CHECK_EVERY steps: stop with a clear error if the ranks' parameters differ."""
+        if step % CHECK_EVERY == 0:
+            self.check_same(params, f"at step {step}")
+
+    def check_same(self, params, when: str):
+        """Compare a checksum of the parameters across ranks (collective)."""
+        with self._waiting():
+            sums = self.comm.allgather(_checksum(params))
+        if len(set(sums)) > 1:
+            raise CharrnnError(f"the ranks' parameters have drifted apart {when} (checksums "
+                               f"{_by_rank(sums)}); stopping. The last checkpoint is whole; "
+                               "resume from it")
+
+    def any(self, *flags: bool) -> tuple:
+        """Each flag, true on every rank when it is true on any (e.g. Ctrl-C seen, time up)."""
+        with self._waiting():
+            got = self.comm.allreduce(sum(int(f) << i for i, f in enumerate(flags)),
+                                      op=self.MPI.BOR)
+        return tuple(bool(got >> i & 1) for i in range(len(flags)))
+
+    def evaluate(self, model, ids, batch_size: int, seq_len: int):
+        """evaluate_ids over the global batch's rows, split across ranks, reduced."""
+        from .evaluate import EvalResult, evaluate_ids
+        rows = max(1, min(batch_size, len(ids) - 1))
+        r0, r1 = rows * self.rank // self.size, rows * (self.rank + 1) // self.size
+        part = np.zeros(2)  # (sum of losses, characters)
+        if r1 > r0:
+            res = evaluate_ids(model, ids, batch_size, seq_len, rows=(r0, r1))
+            part[:] = res.nats_per_char * res.chars, res.chars
+        with self._waiting():
+            self.comm.Allreduce(self.MPI.IN_PLACE, part, op=self.MPI.SUM)
+        nats = part[0] / part[1]
+        return EvalResult(nats, nats / math.log(2), math.exp(nats), int(part[1]))
+
+    def save(self, write, path, meta: dict, arrays: dict):
+        """write(path, meta, arrays) on rank 0 with the full carried state gathered to it; every
+        rank returns, or raises the same error, when the file is whole."""
+        self.check_same(arrays["params"], "before a checkpoint")
+        full = dict(arrays, state_h=self._gather(arrays["state_h"]),
+                    state_c=self._gather(arrays["state_c"]))
+        error = None
+        if self.root:
+            try:
+                write(path, meta, full)
+            except CharrnnError as e:
+                error = str(e)
+        with self._waiting():
+            error = self.comm.bcast(error, root=0)
+        if error is not None:
+            raise CharrnnError(error)
+
+    def open_on_root(self, path, *args, **kwargs):
+        """open() on rank 0; elsewhere a file that forgets what is written to it."""
+        return open(path, *args, **kwargs) if self.root else _NullLog()
+
+    def _gather(self, local: np.ndarray) -> np.ndarray | None:
+        """(L, B/R, H) from every rank -> (L, B, H) on rank 0 (None elsewhere)."""
+        L, b, H = local.shape
+        out = np.empty((self.size, L, b, H), local.dtype) if self.root else None
+        with self._waiting():
+            self.comm.Gather(np.ascontiguousarray(local), out, root=0)
+        return out.transpose(1, 0, 2, 3).reshape(L, self.size * b, H) if self.root else None
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def failed(self, e: BaseException) -> BaseException:
+        """What a rank's failure becomes (see the module docstring); may not return."""
+        if isinstance(e, RankError) or self.phase == "failed":
+            return e
+        if self.phase == "setup" and isinstance(e, Exception):
+            if not isinstance(e, CharrnnError):
+                traceback.print_exc()  # a bug: the failing rank shows where
+            try:
+                self.exchange(error=str(e) if isinstance(e, CharrnnError)
+                              else f"{type(e).__name__}: {e}")
+            except RankError as agreed:
+                return agreed if isinstance(e, CharrnnError) else e
+        if self.phase == "running" and isinstance(e, CharrnnError):
+            return e if self.root else RankError(str(e), report=False)
+        self._leave(e)
+
+    def _leave(self, e: BaseException):
+        """This rank alone failed: say so and exit at once; mpiexec then ends the other ranks
+        (a normal exit would wait for them in MPI_Finalize)."""
+        if isinstance(e, KeyboardInterrupt):
+            code = 130
+        else:
+            code = 1
+            prefix = "" if self.root else f"rank {self.rank}: "
+            if isinstance(e, CharrnnError):
+                print(f"{prefix}error: {e}", file=sys.stderr)
+            else:
+                print(f"{prefix}error: {type(e).__name__}: {e}", file=sys.stderr)
+                traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    class _Waiting:
+        def __init__(self, group):
+            self.group = group
+
+        def __enter__(self):
+            self.group._waiting_since = time.monotonic()
+
+        def __exit__(self, *exc):
+            self.group._waiting_since = None
+
+    def _waiting(self):
+        """Marks a collective wait for the watchdog."""
+        return Group._Waiting(self)
+
+    def _watchdog(self):
+        """Ends this rank when one collective has waited `timeout` seconds: a peer is gone or
+        stuck, and MPI alone would wait forever (mpiexec then ends the others)."""
+        while True:
+            time.sleep(1.0)
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self.timeout:
+                print(f"rank {self.rank}: error: no answer from the other ranks for "
+                      f"{self.timeout:.0f} s (a rank or host is gone or stuck); ending the job",
+                      file=sys.stderr, flush=True)
+                os._exit(3)
+
+
+# -- small parts -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RowBatches(Batches):
+    """Batches restricted to rows [first, first + rows) of the global batch_size: the same
+    windows as Batches(data, batch_size, seq_len), of which this rank reads only its columns."""
+
+    first: int = 0
+    rows: int = 0
+
+    def window(self, w: int):
+        """Inputs and targets of window w for this rank's rows, each int32 (T, rows)."""
+        T, R = self.seq_len, self.row_len
+        starts = (self.first + np.arange(self.rows)) * R + w * T  # (rows,)
+        idx = starts[None, :] + np.arange(T)[:, None]  # (T, rows)
+        x = np.ascontiguousarray(self.data[idx], dtype=np.int32)
+        y = np.ascontiguousarray(self.data[idx + 1], dtype=np.int32)
+        return x, y
+
+
+class _RowsOfRng:
+    """rng.random for dropout masks (L, T, rows, H): draws (L, T, rows * R, H) and keeps ours."""
+
+    def __init__(self, rng, first: int, rows: int, size: int):
+        self.rng, self.first, self.rows, self.size = rng, first, rows, size
+
+    def random(self, shape, dtype=np.float64):
+        L, T, b, H = shape
+        full = self.rng.random((L, T, b * self.size, H), dtype=dtype)
+        return np.ascontiguousarray(full[:, :, self.first: self.first + b])
+
+
+class _NullLog:
+    """What ranks other than 0 write the metrics log to."""
+
+    def write(self, text):
+        return len(text)
+
+    def tell(self):
+        return 0
+
+    def seek(self, *args):
+        return 0
+
+    def truncate(self, *args):
+        return 0
+
+    def flush(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _checksum(params: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(params).view(np.uint8))
+
+
+def _by_rank(values) -> str:
+    return ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))

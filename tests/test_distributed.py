@@ -1,0 +1,238 @@
+"""Data-parallel training over MPI ranks: `mpiexec -n 2 charrnn train --distributed`.
+
+Every test launches real MPI jobs (tiny models, one thread per rank) and compares them with
+single-process runs of the same global batch through the library API.
+"""
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn import TrainConfig
+from charrnn import checkpoint as ckpt
+from charrnn import distributed as mpi
+from charrnn.cli import cli
+
+
+def _mpiexec():
+    here = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's, in this environment
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+MPIEXEC = _mpiexec()
+needs_mpi = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+    reason="needs mpi4py and mpiexec: pip install -e '.[mpi]'")
+
+MODEL = ["--hidden", "16", "--layers", "1", "--threads", "1"]
+# The default lr: with Adam, a larger one turns float32 rounding in near-zero gradients (rare
+# characters' input weights) into whole steps of difference between the two layouts.
+OPTS = {"seq_len": 10, "batch_size": 8, "lr": 2e-3, "eval_every": 20, "threads": 1}
+
+
+def launch(n, corpus, run_dir, *args, timeout=60, env=None):
+    """mpiexec -n n charrnn train corpus --distributed ...; returns the CompletedProcess."""
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "charrnn", "train", str(corpus),
+           "--distributed", "--checkpoint-dir", str(run_dir), "--quiet", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def cli_args(**kw):
+    """Train options as command-line arguments."""
+    out = []
+    for k, v in kw.items():
+        if k != "threads":
+            out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def one_process(corpus, run_dir, resume=None, cell="lstm", dropout=0.0, **kw):
+    return charrnn.train(corpus, TrainConfig(**dict(OPTS, **kw)), cell=cell, hidden=16, layers=1,
+                         dropout=dropout, checkpoint_dir=run_dir, resume=resume, progress=False)
+
+
+def saved(run_dir, name="last.npz"):
+    meta, arrays = ckpt.load(Path(run_dir) / name)
+    return meta, arrays
+
+
+def assert_close(a, b, rtol=1e-4):
+    scale = np.abs(b).max()
+    assert np.abs(a - b).max() <= rtol * scale, np.abs(a - b).max() / scale
+
+
+@needs_mpi
+@pytest.mark.parametrize("cell,dropout", [("lstm", 0.0), ("gru", 0.3)])
+def test_two_ranks_equal_one_process(tiny_corpus, tmp_path, cell, dropout):
+    one = one_process(tiny_corpus, tmp_path / "one", cell=cell, dropout=dropout, max_steps=40)
+    p = launch(2, tiny_corpus, tmp_path / "two", "--model", cell, "--dropout", str(dropout),
+               *MODEL, *cli_args(**OPTS, max_steps=40))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "" and p.stderr == ""
+    meta, arrays = saved(tmp_path / "two")
+    assert meta["progress"]["step"] == 40
+    assert meta["progress"]["chars_seen"] == 40 * 8 * 10
+    assert_close(arrays["params"], one.model.params)
+    assert arrays["state_h"].shape == (1, 8, 16)  # the full batch, gathered
+    assert abs(meta["progress"]["last_val_loss"] - one.last_val_loss) < 1e-4
+    log = (tmp_path / "two" / "metrics.csv").read_text().splitlines()
+    assert len(log) == 41 and log[-1].startswith("40,")
+
+
+@needs_mpi
+def test_one_rank_is_bit_identical_to_one_process(tiny_corpus, tmp_path):
+    one = one_process(tiny_corpus, tmp_path / "one", max_steps=20)
+    p = launch(1, tiny_corpus, tmp_path / "mpi", *MODEL, *cli_args(**OPTS, max_steps=20))
+    assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(saved(tmp_path / "mpi")[1]["params"], one.model.params)
+
+
+@needs_mpi
+def test_resume_across_layouts(tiny_corpus, tmp_path):
+    straight = one_process(tiny_corpus, tmp_path / "straight", max_steps=40)
+    # 2 ranks for 20 steps, then one process to 40
+    p = launch(2, tiny_corpus, tmp_path / "a", *MODEL, *cli_args(**OPTS, max_steps=20))
+    assert p.returncode == 0, p.stderr
+    a = one_process(tiny_corpus, tmp_path / "a", resume=True, max_steps=40)
+    assert a.step == 40
+    assert_close(a.model.params, straight.model.params)
+    # one process for 20 steps, then 2 ranks to 40, then 2 ranks on to 50 twice over: on the
+    # same layout, resume is bit-exact
+    one_process(tiny_corpus, tmp_path / "b", max_steps=20)
+    p = launch(2, tiny_corpus, tmp_path / "b", "--resume", *cli_args(max_steps=40))
+    assert p.returncode == 0, p.stderr
+    meta, arrays = saved(tmp_path / "b")
+    assert meta["progress"]["step"] == 40
+    assert_close(arrays["params"], straight.model.params)
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    for run, stops in (("b", (50,)), ("c", (45, 50))):
+        for stop in stops:
+            p = launch(2, tiny_corpus, tmp_path / run, "--resume", *cli_args(max_steps=stop))
+            assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(saved(tmp_path / "b")[1]["params"],
+                                  saved(tmp_path / "c")[1]["params"])
+
+
+def _rank_pid(marker, rank, timeout=30.0):
+    """The pid of the rank started with CHARRNN_TEST_RUN=marker."""
+    want = {f"CHARRNN_TEST_RUN={marker}".encode(), f"PMI_RANK={rank}".encode()}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in Path("/proc").iterdir():
+            try:
+                env = set((d / "environ").read_bytes().split(b"\0"))
+            except (OSError, ValueError):
+                continue
+            if want <= env and b"python" in (d / "cmdline").read_bytes():
+                return int(d.name)
+        time.sleep(0.2)
+    raise AssertionError("rank process not found")
+
+
+def _start_long_run(corpus, run_dir, marker, env=None):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(corpus),
+           "--distributed", "--checkpoint-dir", str(run_dir), "--quiet", *MODEL,
+           *cli_args(**dict(OPTS, max_steps=10**6, checkpoint_every=5, eval_every=10**6))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, CHARRNN_TEST_RUN=marker, **(env or {})))
+    deadline = time.monotonic() + 30
+    while not (run_dir / "last.npz").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    return proc
+
+
+def _ends_within(proc, seconds):
+    t0 = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"the job did not end within {seconds} s") from None
+    return proc.returncode, err, time.monotonic() - t0
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("how", ["kill", "hang"])
+def test_a_lost_rank_ends_the_job(tiny_corpus, tmp_path, how):
+    marker = uuid.uuid4().hex
+    proc = _start_long_run(tiny_corpus, tmp_path / "run", marker,
+                           env={mpi.TIMEOUT_ENV: "3"} if how == "hang" else None)
+    pid = _rank_pid(marker, 1)
+    # SIGKILL: mpiexec sees the rank die. SIGSTOP: the rank hangs; rank 0's watchdog ends it.
+    os.kill(pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+    rc, err, _ = _ends_within(proc, 20)
+    assert rc != 0
+    if how == "hang":
+        assert "rank 0: error: no answer from the other ranks for 3 s" in err
+    meta, arrays = saved(tmp_path / "run")  # whole, loadable
+    assert meta["progress"]["step"] % 5 == 0
+    assert charrnn.load(tmp_path / "run" / "last.npz").params.shape == arrays["params"].shape
+
+
+@needs_mpi
+def test_sigterm_saves_and_every_rank_exits(tiny_corpus, tmp_path):
+    proc = _start_long_run(tiny_corpus, tmp_path / "run", uuid.uuid4().hex)
+    proc.send_signal(signal.SIGTERM)
+    rc, err, _ = _ends_within(proc, 20)
+    assert rc == 0, err
+    meta, _ = saved(tmp_path / "run")
+    assert meta["progress"]["step"] >= 5
+    log = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert int(log[-1].split(",")[0]) == meta["progress"]["step"]
+
+
+@needs_mpi
+def test_batch_must_divide_among_ranks(tiny_corpus, tmp_path):
+    p = launch(2, tiny_corpus, tmp_path / "run", *MODEL, "--batch-size", "5", "--max-steps", "1")
+    assert p.returncode == 2
+    line = "error: --batch-size 5 does not divide evenly among 2 ranks; use a multiple of 2"
+    assert p.stderr.splitlines() == [line]
+
+
+@needs_mpi
+def test_setup_error_is_reported_once(tmp_path):
+    p = launch(2, tmp_path / "missing.txt", tmp_path / "run", "--max-steps", "1")
+    assert p.returncode == 2
+    line = f"error: {tmp_path / 'missing.txt'}: no such file; check the path"
+    assert p.stderr.splitlines() == [line]
+
+
+@needs_mpi
+def test_several_processes_without_distributed_are_refused(tiny_corpus, tmp_path):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(tiny_corpus),
+           "--checkpoint-dir", str(tmp_path / "run")]
+    p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert len(p.stderr.splitlines()) == 1 and "add --distributed" in p.stderr
+
+
+def test_distributed_outside_mpiexec(tiny_corpus, tmp_path, monkeypatch):
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    args = ["train", str(tiny_corpus), "--distributed", "--checkpoint-dir", str(tmp_path)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2
+    if importlib.util.find_spec("mpi4py") is not None:
+        line = ("error: --distributed runs as the ranks of an MPI job: mpiexec -n R charrnn train "
+                "CORPUS --distributed ... (mpiexec comes with pip install -e '.[mpi]')")
+        assert r.output.strip().splitlines() == [line]
+    monkeypatch.setattr(mpi.importlib.util, "find_spec", lambda name: None)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2
+    line = ("error: --distributed needs mpi4py and an MPI: pip install -e '.[mpi]' installs both "
+            "(MPICH, with mpiexec)")
+    assert r.output.strip().splitlines() == [line]
+    assert not (tmp_path / "metrics.csv").exists()
