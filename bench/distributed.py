@@ -92,7 +92,7 @@ def worker_single(names):
         r = {"chars_per_s": B * T / seconds_per_step(step), "t": {}}
         for rows in ROWS:
             _, step = training_step(cell, layers, hidden, rows, 2)
-            r["t"][rows] = seconds_per_step(step, reps=2, target=0.4)
+            r["t"][rows] = seconds_per_step(step, reps=3, target=0.3)
         out[name] = r
     return out
 
@@ -149,10 +149,12 @@ def efficiency(t: dict, params: int, G: int, K: int, link: float) -> float:
     return t_at(t, G) / (K * (t_at(t, G / K) + ring_seconds(params, K, link)))
 
 
-def report(single, ranks) -> list[str]:
+def report(single, ranks, load: float) -> list[str]:
     lines = ["# Distributed training on this machine, and projected to clusters\n",
              (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-             f"`python bench/distributed.py`\n"), *[f"- {x}" for x in machine()], "",
+             f"`python bench/distributed.py`\n"), *[f"- {x}" for x in machine()],
+             (f"- load average (1 min) just before the run: {load:.2f} (other work on this "
+             "2-core machine shows up in every number)"), "",
              "## Measured here: 1 process x 2 threads against 2 MPI ranks x 1 thread\n",
              (f"Batch {B} (2 ranks: {B // 2} rows each), seq {T}, vocabulary {V}, Adam, clipping. "
              "Allreduce: one MPI_Allreduce (sum) of the float32 gradient buffer between the two "
@@ -210,6 +212,7 @@ def main():
         if result is not None:
             print(json.dumps(result))
         return
+    load = os.getloadavg()[0]
     me = [sys.executable, os.path.abspath(__file__), "--configs", a.configs]
     ranks = subprocess.run([mpiexec(), "-n", "2", *me, "--worker", "ranks"], check=True,
                            capture_output=True, text=True).stdout
@@ -217,7 +220,7 @@ def main():
                             text=True).stdout
     single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
               for k, v in json.loads(single).items()}
-    text = "\n".join(report(single, json.loads(ranks))) + "\n"
+    text = "\n".join(report(single, json.loads(ranks), load)) + "\n"
     Path(a.out).write_text(text)
     print(text)
 
