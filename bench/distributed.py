@@ -15,8 +15,10 @@ seq 50, vocabulary 65, Adam with clipping; the full training step) it measures o
 Then it projects data-parallel training on K hosts like this one, joined by 10 or 25 Gb/s
 Ethernet, with a global batch G (each host G/K rows): step time t(G/K) + ring Allreduce
 2(K-1)/K x gradient bytes / bandwidth + 2(K-1) x LATENCY; efficiency = t(G) / (K x step time),
-the speed-up over one host with the same global batch, per host. Those numbers are arithmetic
-on the measured t(b); the link rates are nominal and the latency is an assumption (LATENCY).
+the speed-up over one host with the same global batch, per host, with t(b) = a + c b fitted to
+the measured step times. Those numbers are arithmetic on the measurements; the link rates are
+nominal and the latency is an assumption (LATENCY). The raw measurements go to a .json beside
+the report; `--from-json` redoes the report from them without measuring.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from throughput import CONFIGS, B, T, V, machine
 
 ROWS = (1, 2, 4, 8, 16, 32, 64, 128)  # per-host batch sizes timed for the projection
 GLOBAL = (64, 128, 256, 512, 1024)     # global batch sizes of the projection
-HOSTS = (2, 4, 8, 16, 32, 64)
+HOSTS = (2, 4, 8, 16, 32, 64)  # the columns of the projection
 LINKS = {"10 Gb/s": 10e9, "25 Gb/s": 25e9}
 LATENCY = 50e-6  # s per message over TCP on Ethernet (assumed, typical), 2(K-1) messages a ring
 
@@ -92,7 +94,7 @@ def worker_single(names):
         r = {"chars_per_s": B * T / seconds_per_step(step), "t": {}}
         for rows in ROWS:
             _, step = training_step(cell, layers, hidden, rows, 2)
-            r["t"][rows] = seconds_per_step(step, reps=2, target=0.4)
+            r["t"][rows] = seconds_per_step(step, reps=3, target=0.3)
         out[name] = r
     return out
 
@@ -132,27 +134,62 @@ def ring_seconds(params: int, hosts: int, bits_per_s: float) -> float:
     return 2 * (hosts - 1) / hosts * 4 * params * 8 / bits_per_s + 2 * (hosts - 1) * LATENCY
 
 
-def t_at(t: dict, rows: float) -> float:
-    """Seconds per step at `rows` rows, interpolated linearly between the measured sizes (and
-    extrapolated by the last slope beyond 128)."""
-    xs = sorted(t)
-    if rows <= xs[0]:
-        return t[xs[0]]
-    for a, b in zip(xs, xs[1:]):
-        if rows <= b:
-            return t[a] + (t[b] - t[a]) * (rows - a) / (b - a)
-    a, b = xs[-2], xs[-1]
-    return t[b] + (t[b] - t[a]) * (rows - b) / (b - a)
+def fit(t: dict) -> tuple[float, float]:
+    """Least-squares fit of the measured step times to t(b) = a + c b, in relative error (so that
+    the small batches count as much as the large): a is what every step costs whatever its rows
+    (the optimizer over every parameter, per-step overheads), c the cost of one row."""
+    import numpy as np
+    b = np.array(sorted(t), float)
+    y = np.array([t[int(x)] for x in b])
+    c, a = np.polyfit(b, y, 1, w=1 / y)
+    return max(a, 0.0), c
 
 
-def efficiency(t: dict, params: int, G: int, K: int, link: float) -> float:
-    return t_at(t, G) / (K * (t_at(t, G / K) + ring_seconds(params, K, link)))
+def speedup(a: float, c: float, params: int, G: int, K: int, link: float) -> float:
+    """Projected speed-up of K hosts over one, same global batch G: t(G) / (t(G/K) + ring)."""
+    ring = ring_seconds(params, K, link) if K > 1 else 0.0
+    return (a + c * G) / (a + c * G / K + ring)
 
 
-def report(single, ranks) -> list[str]:
+def projection(single, ranks) -> list[str]:
+    lines = ["## Arithmetic: projected efficiency on K hosts like this one\n",
+             ("The per-host step time is the line t(b) = a + c b fitted to the measured t(b) "
+              "above; on K hosts a step takes t(G/K) + the ring Allreduce, 2(K-1)/K x 4P bytes / "
+              f"link rate + 2(K-1) x {LATENCY * 1e6:.0f} us (nominal link rate, assumed latency, "
+              "no overlap of communication with compute). Efficiency = t(G) / (K x step "
+              "time): the speed-up over one host with the same global batch G, per host. "
+              "'80% up to': the most hosts (powers of 2) that keep 80%; 'best': the host count "
+              "(of 1-256, at least one row each) with the highest throughput, and its "
+              "speed-up.\n"),
+             "| model | a ms | c ms/row |", "|---|---|---|"]
+    fits = {name: fit(s["t"]) for name, s in single.items()}
+    lines += [f"| {n} | {a * 1e3:.1f} | {c * 1e3:.2f} |" for n, (a, c) in fits.items()] + [""]
+    for link_name, link in LINKS.items():
+        lines += [f"### {link_name}\n", "| model | Allreduce ms K=8 / 16 / 64 | G | "
+                  + " | ".join(f"K={k}" for k in HOSTS) + " | 80% up to | best |",
+                  "|---|---|---|" + "---|" * len(HOSTS) + "---|---|"]
+        for name, (a, c) in fits.items():
+            P = ranks[name]["params"]
+            ring = " / ".join(f"{ring_seconds(P, k, link) * 1e3:.1f}" for k in (8, 16, 64))
+            for G in GLOBAL:
+                eff = {k: speedup(a, c, P, G, k, link) / k for k in HOSTS if k <= G}
+                cells = " | ".join(f"{eff[k]:.0%}" if k in eff else "-" for k in HOSTS)
+                ok = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256)
+                      if k <= G and speedup(a, c, P, G, k, link) / k >= 0.8]
+                best = max(range(1, min(G, 256) + 1),
+                           key=lambda k: speedup(a, c, P, G, k, link))
+                lines.append(f"| {name} | {ring} | {G} | {cells} | {max(ok)} | {best} "
+                             f"({speedup(a, c, P, G, best, link):.1f}x) |")
+        lines.append("")
+    return lines
+
+
+def report(single, ranks, load: float) -> list[str]:
     lines = ["# Distributed training on this machine, and projected to clusters\n",
              (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-             f"`python bench/distributed.py`\n"), *[f"- {x}" for x in machine()], "",
+             f"`python bench/distributed.py`\n"), *[f"- {x}" for x in machine()],
+             (f"- load average (1 min) just before the run: {load:.2f} (other work on this "
+             "2-core machine shows up in every number)"), "",
              "## Measured here: 1 process x 2 threads against 2 MPI ranks x 1 thread\n",
              (f"Batch {B} (2 ranks: {B // 2} rows each), seq {T}, vocabulary {V}, Adam, clipping. "
              "Allreduce: one MPI_Allreduce (sum) of the float32 gradient buffer between the two "
@@ -172,30 +209,7 @@ def report(single, ranks) -> list[str]:
               "|---|" + "---|" * len(ROWS)]
     for name, s in single.items():
         lines.append(f"| {name} | " + " | ".join(f"{s['t'][b] * 1e3:.1f}" for b in ROWS) + " |")
-    lines += ["", "## Arithmetic: projected efficiency on K hosts like this one\n",
-              ("Efficiency = t(G) / (K x (t(G/K) + ring Allreduce)), with t measured above "
-              "(interpolated between batch sizes), the ring Allreduce "
-              "2(K-1)/K x 4P bytes / link rate + 2(K-1) x "
-              f"{LATENCY * 1e6:.0f} us, nominal link rates, no overlap of communication with "
-              "compute. A dash: fewer than one row per host. Best K: the K of HOSTS (and 1) "
-              "with the highest projected throughput.\n")]
-    for link_name, link in LINKS.items():
-        lines += [f"### {link_name}\n",
-                  "| model | G | Allreduce ms at K=8 / 16 / 64 | " + " | ".join(
-                      f"K={k}" for k in HOSTS) + " | best K (speed-up) |",
-                  "|---|---|---|" + "---|" * len(HOSTS) + "---|"]
-        for name, s in single.items():
-            P = ranks[name]["params"]
-            ring = " / ".join(f"{ring_seconds(P, k, link) * 1e3:.1f}" for k in (8, 16, 64))
-            for G in GLOBAL:
-                effs = [efficiency(s["t"], P, G, k, link) if G >= k else None for k in HOSTS]
-                speed = {1: 1.0, **{k: e * k for k, e in zip(HOSTS, effs) if e is not None}}
-                best = max(speed, key=speed.get)
-                cells = " | ".join("-" if e is None else f"{e:.0%}" for e in effs)
-                lines.append(f"| {name} | {G} | {ring} | {cells} | {best} "
-                             f"({speed[best]:.1f}x) |")
-        lines.append("")
-    return lines
+    return lines + [""] + projection(single, ranks)
 
 
 def main():
@@ -203,13 +217,21 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
     ap.add_argument("--worker", choices=["single", "ranks"], help=argparse.SUPPRESS)
+    ap.add_argument("--from-json", help="redo the report from saved measurements")
     a = ap.parse_args()
     names = a.configs.split(",")
+    if a.from_json:
+        d = json.loads(Path(a.from_json).read_text())
+        single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
+                  for k, v in d["single"].items()}
+        print("\n".join(report(single, d["ranks"], d["load"])))
+        return
     if a.worker:
         result = (worker_single if a.worker == "single" else worker_ranks)(names)
         if result is not None:
             print(json.dumps(result))
         return
+    load = os.getloadavg()[0]
     me = [sys.executable, os.path.abspath(__file__), "--configs", a.configs]
     ranks = subprocess.run([mpiexec(), "-n", "2", *me, "--worker", "ranks"], check=True,
                            capture_output=True, text=True).stdout
@@ -217,7 +239,9 @@ def main():
                             text=True).stdout
     single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
               for k, v in json.loads(single).items()}
-    text = "\n".join(report(single, json.loads(ranks))) + "\n"
+    Path(a.out).with_suffix(".json").write_text(json.dumps(
+        {"single": single, "ranks": json.loads(ranks), "load": load}, indent=1))
+    text = "\n".join(report(single, json.loads(ranks), load)) + "\n"
     Path(a.out).write_text(text)
     print(text)
 

@@ -84,6 +84,7 @@ def when_distributed(train):
                                 f"add --distributed ({LAUNCH})", report=rank == 0)
             return train(*args, **kwargs)
         group = connect()
+        group.phase = "setup"  # each train() call starts with its own setup
         try:
             return train(*args, distributed=True, **kwargs)
         except BaseException as e:  # noqa: BLE001  (every failure must end every rank)
@@ -127,8 +128,12 @@ class Group:
         self.local_rank, self.local_size = host.Get_rank(), host.Get_size()
         self.phase = "setup"  # -> "running" (ready()) or "failed" (an agreed error)
         self.first = self.rows = 0
-        self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-        self._waiting_since = None
+        try:
+            self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+        except ValueError:
+            raise CharrnnError(f"{TIMEOUT_ENV} must be a number of seconds, got "
+                               f"{os.environ[TIMEOUT_ENV]!r}") from None
+        self._waiting_since, self._watchdog_started = None, False
 
     # -- setup: every collective is an exchange, so a rank's failure reaches all ----------------
 
@@ -185,7 +190,10 @@ class Group:
             self.exchange(error="the ranks start from different parameters: "
                           + _by_rank([c for _, c in got]))
         self.phase = "running"
-        threading.Thread(target=self._watchdog, name="charrnn-mpi-watchdog", daemon=True).start()
+        if not self._watchdog_started:
+            self._watchdog_started = True
+            threading.Thread(target=self._watchdog, name="charrnn-mpi-watchdog",
+                             daemon=True).start()
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -282,12 +290,10 @@ class Group:
         if isinstance(e, RankError) or self.phase == "failed":
             return e
         if self.phase == "setup" and isinstance(e, Exception):
-            if not isinstance(e, CharrnnError):
-                traceback.print_exc()  # a bug: the failing rank shows where
             try:
                 self.exchange(error=str(e) if isinstance(e, CharrnnError)
                               else f"{type(e).__name__}: {e}")
-            except RankError as agreed:
+            except RankError as agreed:  # a bug (not a CharrnnError) keeps its traceback
                 return agreed if isinstance(e, CharrnnError) else e
         if self.phase == "running" and isinstance(e, CharrnnError):
             return e if self.root else RankError(str(e), report=False)

