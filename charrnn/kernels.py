@@ -26,9 +26,12 @@ from .cells import CELLS
 
 CELL_RNN, CELL_GRU, CELL_LSTM = (CELLS[c].code for c in ("rnn", "gru", "lstm"))
 
-# Fast-math flags for the pointwise kernels: reordering and reciprocal tricks are fine, but not
-# "no NaNs / no infinities", so a diverging run still shows up as NaN.
-FM = {"contract", "arcp", "nsz", "afn", "reassoc"}
+# Fast-math flags for the pointwise kernels: contraction to FMA and reciprocal tricks are fine,
+# but not "no NaNs / no infinities", so a diverging run still shows up as NaN. Not "reassoc":
+# with it a kernel compiled in this process and the same kernel loaded from numba's cache gave
+# gradients that differed in the last bit (LSTM backward), which broke bit-exact resume in a new
+# process; the loops vectorize without it (measured: no slower), reductions are written out.
+FM = {"contract", "arcp", "nsz", "afn"}
 KW = {"cache": True, "error_model": "numpy", "fastmath": FM, "nogil": True}  # no division checks
 
 

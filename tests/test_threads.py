@@ -103,3 +103,32 @@ def test_many_samples_equal_single_samples_with_their_seeds(cell):
     assert many == [sample(m, 150, 1.0, prime="ab", seed=3 + k) for k in range(5)]
     assert sample_many(m, 5, 150, 1.0, prime="ab", seed=3, threads=1) == many
     assert len(set(many)) > 1 and all(len(s) == 152 and s.startswith("ab") for s in many)
+
+
+TRAIN_AND_SAVE = """
+import sys, numpy as np
+from charrnn.config import ModelConfig
+from charrnn.model import Model
+from charrnn.optim import Optimizer, clip_gradients
+m = Model(ModelConfig(20, "lstm", 16, 2), threads=2)
+opt, rng, state = Optimizer("adam", m.params.size), np.random.default_rng(0), m.zero_state(8)
+for _ in range(10):
+    x, y = rng.integers(0, 20, (10, 8)), rng.integers(0, 20, (10, 8))
+    loss, state = m.loss_and_grad(x, y, state)
+    clip_gradients(m.grads, 5.0)
+    opt.step(m.params, m.grads, 2e-3)
+np.save(sys.argv[1], m.params)
+"""
+
+
+def test_freshly_compiled_and_cached_kernels_train_identically(tmp_path):
+    """Resume in a new process is bit-exact only if kernels loaded from numba's cache compute
+    exactly what the process that compiled them computed (fast-math reassociation broke this)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))  # starts empty: compiles
+    for run in ("cold", "warm"):
+        subprocess.run([sys.executable, "-c", TRAIN_AND_SAVE, str(tmp_path / f"{run}.npy")],
+                       env=env, check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "cold.npy"), np.load(tmp_path / "warm.npy"))
