@@ -187,10 +187,12 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
 @click.option("--top-p", type=float, default=1.0, show_default=True,
               help="Nucleus sampling threshold.")
 @click.option("--num-samples", type=int, default=1, show_default=True,
-              help="Samples per temperature.")
+              help="Samples per temperature, generated together (sample k uses seed + k).")
+@click.option("--threads", type=int, default=None,
+              help="Worker threads for many samples [default: every core this process may use].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of stdout.")
-def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, output):
+def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -199,23 +201,30 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, ou
       charrnn sample --temp 0.5,1.0 --num-samples 2 --seed 1
     """
     from .api import load, resolve_checkpoint
-    from .sample import check_sampling, sample_chunks
+    from .sample import check_sampling, prime_ids, sample_chunks, sample_many
 
     temperatures = _parse_temps(temps)
     for t in temperatures:
         check_sampling(length, t, top_k, top_p)
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
+    if threads is not None and threads < 1:
+        raise CharrnnError(f"--threads must be >= 1, got {threads}")
     if checkpoint is None:
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
     model = load(checkpoint)
     encoding = model.meta.get("encoding", "utf-8")
+    prime_ids(model.vocab, prime)  # checks the prime before anything compiles or prints
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
-    streams = [sample_chunks(model, length, t, prime, None if seed is None else seed + k, top_k,
-                             top_p) for t, k in runs]  # checks every option and the prime first
-    from .jit import SAMPLE, notice
-    notice(SAMPLE, lambda m: click.echo(m, err=True))
+    if num_samples == 1:  # one stream per temperature: streamed as it is generated
+        streams = [sample_chunks(model, length, t, prime, seed, top_k, top_p)
+                   for t in temperatures]
+    else:  # K streams advanced together (lazily, after the notice); sample k is seed + k's
+        streams = ([text] for t in temperatures for text in sample_many(
+            model, num_samples, length, t, prime, seed, top_k, top_p, threads))
+    from .jit import SAMPLE, SAMPLE_MANY, notice
+    notice(SAMPLE if num_samples == 1 else SAMPLE_MANY, lambda m: click.echo(m, err=True))
     parts = []
     out = _collect(parts) if output else _text_writer(encoding)
     for (t, k), stream in zip(runs, streams):
@@ -276,8 +285,10 @@ def _text_writer(encoding: str):
 @click.option("--batch-size", type=int, default=50, show_default=True,
               help="Parallel rows; 1 evaluates the text as one unbroken sequence.")
 @click.option("--skip-unknown", is_flag=True, help="Ignore characters not in the vocabulary.")
+@click.option("--threads", type=int, default=None,
+              help="Worker threads [default: every core this process may use].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
+def evaluate(checkpoint, textfile, batch_size, skip_unknown, threads, as_json):
     """Perplexity and bits per character of CHECKPOINT on TEXTFILE.
 
     \b
@@ -289,7 +300,10 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, as_json):
 
     if batch_size < 1:
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise CharrnnError(f"--threads must be >= 1, got {threads}")
     model = load(checkpoint)
+    model.threads = threads
     from .jit import forward_kernels, notice
     r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown,
                       on_start=lambda: notice(forward_kernels(model.cfg.cell),

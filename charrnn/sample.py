@@ -42,12 +42,13 @@ def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str
         Nucleus sampling: only the most likely characters whose probability reaches top_p.
     """
     check_sampling(length, temperature, top_k, top_p)
-    ids = _prime_ids(model.vocab, prime)
+    ids = prime_ids(model.vocab, prime)
     return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
 
 
-def _prime_ids(vocab, prime) -> np.ndarray:
-    """Ids that warm the state: the prime's, else a newline (or the first character)."""
+def prime_ids(vocab, prime) -> np.ndarray:
+    """Ids that warm the state: the prime's, else a newline (or the first character). Raises
+    CharrnnError for a prime with characters outside the vocabulary."""
     if prime:
         missing = vocab.unknown(prime)
         if missing:
@@ -109,7 +110,7 @@ def sample_many(model, num_samples: int, length: int = 500, temperature: float =
     check_sampling(length, temperature, top_k, top_p)
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
-    ids = _prime_ids(model.vocab, prime)
+    ids = prime_ids(model.vocab, prime)
     out = np.zeros((num_samples, length), np.int64)
     shards = workers.shard_bounds(num_samples, threads)
     workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)

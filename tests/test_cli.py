@@ -196,3 +196,22 @@ def test_cold_cache_notice_comes_after_validation(trained, tiny_corpus, tmp_path
     r = CliRunner().invoke(cli, ["train", str(tiny_corpus), *FAST, "--max-steps", "2",
                                  "--checkpoint-dir", str(tmp_path / "x")])
     assert r.exit_code == 0 and "compiling its kernels" in r.stderr
+
+
+def test_many_samples_are_the_single_samples_of_their_seeds(trained):
+    many = run("sample", trained, "--num-samples", "3", "--seed", "1", "--length", "40",
+               "--prime", "F", "--threads", "2").stdout
+    singles = [run("sample", trained, "--seed", str(s), "--length", "40", "--prime", "F").stdout
+               for s in (1, 2, 3)]
+    for k, text in enumerate(singles):
+        assert f"--- temperature 0.8, sample {k + 1} ---\n{text}" in many
+    assert run("sample", trained, "--num-samples", "3", "--seed", "1", "--length", "40",
+               "--prime", "F", "--threads", "1").stdout == many
+
+
+def test_threads_option_of_eval(trained, tiny_corpus):
+    one = json.loads(run("eval", trained, tiny_corpus, "--json", "--threads", "1").stdout)
+    two = json.loads(run("eval", trained, tiny_corpus, "--json", "--threads", "2").stdout)
+    assert one["chars"] == two["chars"] and abs(one["nats_per_char"] - two["nats_per_char"]) < 1e-5
+    bad("eval", trained, tiny_corpus, "--threads", "0", match="--threads must be >= 1")
+    bad("sample", trained, "--threads", "0", match="--threads must be >= 1")
