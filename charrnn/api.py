@@ -7,7 +7,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .config import ModelConfig, from_dict
 from .data import Vocab
-from .errors import CharrnnError
+from .errors import CharrnnError, check_path
 from .model import Model
 
 
@@ -17,6 +17,8 @@ def resolve_checkpoint(path=None, runs_root="checkpoints") -> Path:
     A file is itself; a run directory means its best.npz (or last.npz if no best yet); None means
     the most recently written checkpoint under `runs_root`.
     """
+    if path is not None:
+        check_path(path, "checkpoint")
     if path is None:
         root = Path(runs_root)
         found = sorted(root.glob("*/*.npz"), key=os.path.getmtime) if root.is_dir() else []

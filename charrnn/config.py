@@ -6,6 +6,8 @@ checkpoint (see checkpoint.py) and can be compared field by field when resuming.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 from .cells import CELLS
@@ -43,6 +45,7 @@ class ModelConfig:
     activation: str = "tanh"
 
     def __post_init__(self):
+        check_types(self)
         check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}")
         check(self.activation in ("tanh", "relu"),
               f"--activation must be tanh or relu, got {self.activation!r}")
@@ -88,6 +91,8 @@ class TrainConfig:
     threads: int | None = None  # worker threads; None: every core this process may use
 
     def __post_init__(self):
+        check_types(self)
+        check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         check(self.seq_len >= 1, f"--seq-len must be >= 1, got {self.seq_len}")
         check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         check(self.optimizer in OPTIMIZERS,
@@ -124,6 +129,29 @@ class TrainConfig:
               f"--threads must be >= 1, got {self.threads}")
         check(self.encoding in ("utf-8", "bytes"),
               f"--encoding must be utf-8 or bytes, got {self.encoding!r}")
+
+
+def _is(value, kind: str) -> bool:
+    """Whether value is of a declared field type: bool, int (not bool), float (any real number
+    but bool) or str."""
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    return isinstance(value, {"int": numbers.Integral, "float": numbers.Real, "str": str}.get(
+        kind, type(None)))
+
+
+def check_types(cfg) -> None:
+    """Raise CharrnnError unless every field of a config holds a value of its declared type
+    (None only where the type allows it; numbers finite)."""
+    for f in dataclasses.fields(cfg):
+        value, kinds = getattr(cfg, f.name), [k.strip() for k in str(f.type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        name = f"{type(cfg).__name__}.{f.name}"
+        check(any(_is(value, k) for k in kinds),
+              f"{name} must be {' or '.join(kinds)}, got {value!r}")
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            check(math.isfinite(value), f"{name} must be a finite number, got {value!r}")
 
 
 def check(ok: bool, message: str) -> None:

@@ -242,7 +242,7 @@ class Group:
 
     def evaluate(self, model, ids, batch_size: int, seq_len: int):
         """evaluate_ids over the global batch's rows, split across ranks, reduced."""
-        from .evaluate import EvalResult, evaluate_ids
+        from .evaluate import EvalResult, evaluate_ids, perplexity
         rows = max(1, min(batch_size, len(ids) - 1))
         r0, r1 = rows * self.rank // self.size, rows * (self.rank + 1) // self.size
         part = np.zeros(2)  # (sum of losses, characters)
@@ -252,7 +252,7 @@ class Group:
         with self._waiting():
             self.comm.Allreduce(self.MPI.IN_PLACE, part, op=self.MPI.SUM)
         nats = part[0] / part[1]
-        return EvalResult(nats, nats / math.log(2), math.exp(nats), int(part[1]))
+        return EvalResult(nats, nats / math.log(2), perplexity(nats), int(part[1]))
 
     def save(self, write, path, meta: dict, arrays: dict):
         """write(path, meta, arrays) on rank 0 with the full carried state gathered to it; every

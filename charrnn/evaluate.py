@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,6 +38,9 @@ def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 10
     `chars` is then the count of their predictions. Distributed validation splits the rows
     across ranks this way and adds up nats_per_char * chars.
     """
+    for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise CharrnnError(f"{name} must be an integer >= 1, got {value!r}")
     n = len(ids)
     if n < 2:
         raise CharrnnError("text has fewer than 2 characters: nothing to predict")
@@ -60,7 +64,12 @@ def evaluate_ids(model, ids: np.ndarray, batch_size: int = 50, seq_len: int = 10
             total += loss * cols.size
     count = (r1 - r0) * R + rest
     nats = total / count
-    return EvalResult(nats, nats / math.log(2), math.exp(nats), count)
+    return EvalResult(nats, nats / math.log(2), perplexity(nats), count)
+
+
+def perplexity(nats: float) -> float:
+    """exp(nats), infinite past float range (an over-confident model can be that wrong)."""
+    return math.exp(nats) if nats < 709.0 else math.inf
 
 
 def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
@@ -79,6 +88,11 @@ def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
     skip_unknown : bool
         Drop characters the model has never seen instead of raising CharrnnError.
     """
+    if not isinstance(text, str):
+        raise CharrnnError(f"text must be a str, got {type(text).__name__}; for a file use "
+                           "charrnn.evaluate_file")
+    if model.vocab is None:
+        raise CharrnnError("the model has no vocabulary: load it with charrnn.load(...)")
     ids = model.vocab.encode(text, skip_unknown=skip_unknown)
     return evaluate_ids(model, ids, batch_size, seq_len)
 

@@ -8,6 +8,8 @@ This module reads a model's params, cfg and vocab and imports nothing of model.p
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import kernels as K
@@ -49,6 +51,11 @@ def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str
 def prime_ids(vocab, prime) -> np.ndarray:
     """Ids that warm the state: the prime's, else a newline (or the first character). Raises
     CharrnnError for a prime with characters outside the vocabulary."""
+    if vocab is None:
+        raise CharrnnError("the model has no vocabulary: load it with charrnn.load(...), or give "
+                           "Model(..., vocab=charrnn.Vocab(characters))")
+    if prime is not None and not isinstance(prime, str):
+        raise CharrnnError(f"prime must be a str, got {prime!r}")
     if prime:
         missing = vocab.unknown(prime)
         if missing:
@@ -87,7 +94,13 @@ def sample(model, length: int = 500, temperature: float = 0.8, prime: str | None
 
 
 def check_sampling(length: int, temperature: float, top_k: int, top_p: float) -> None:
-    """Raise CharrnnError for out-of-range sampling options."""
+    """Raise CharrnnError for out-of-range or mistyped sampling options."""
+    for name, value, kind in (("length", length, int), ("top_k", top_k, int),
+                              ("temperature", temperature, float), ("top_p", top_p, float)):
+        ok = isinstance(value, numbers.Integral if kind is int else numbers.Real)
+        if not ok or isinstance(value, bool):
+            raise CharrnnError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                               f"got {value!r}")
     if length < 0:
         raise CharrnnError(f"--length must be >= 0, got {length}")
     if not temperature >= 0:

@@ -24,7 +24,7 @@ from . import distributed as mpi
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .corpus import load_corpus
 from .data import Batches, require_windows, split
-from .errors import CharrnnError
+from .errors import CharrnnError, check_path
 from .evaluate import evaluate_ids
 from .model import Model
 from .optim import Optimizer, clip_gradients, learning_rate
@@ -113,6 +113,12 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     dist = mpi.current() if distributed else None  # hook: this rank's Group
     if dist and not dist.root:  # hook: rank 0 alone shows progress
         progress, on_start = False, None
+    if corpus is not None:
+        check_path(corpus, "corpus")
+    if checkpoint_dir is not None:
+        check_path(checkpoint_dir, "checkpoint_dir")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise CharrnnError(f"config must be a charrnn.TrainConfig, got {type(config).__name__}")
     corpus = Path(corpus) if corpus is not None else _default_corpus()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
     saved = _load_resume(resume, run_dir)
@@ -325,10 +331,11 @@ class _Run:
             loss = self.dist.average_gradients(self.model.grads, loss)
         norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)):
+            kept = (f"the last good checkpoint is kept in {self.run_dir}"
+                    if (self.run_dir / "last.npz").exists() else "no checkpoint was written yet")
             raise CharrnnError(
                 f"training diverged at step {self.prog.step + 1} (loss {loss}, gradient norm "
-                f"{norm}); the last good checkpoint is kept in {self.run_dir}; lower --lr or "
-                "--grad-clip")
+                f"{norm}); {kept}; lower --lr or --grad-clip")
         lr = learning_rate(c, self.prog.step, self.epoch, self.total)
         self.opt.step(self.model.params, self.model.grads, lr)
         self.state = state

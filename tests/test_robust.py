@@ -191,3 +191,41 @@ def test_charrnn_debug_env_shows_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARRNN_DEBUG", "1")
     r = CliRunner().invoke(cli, ["train", str(tmp_path / "missing.txt")])
     assert isinstance(r.exception, CharrnnError)
+
+
+def test_api_arguments_are_checked_with_charrnn_errors(tmp_path, tiny_corpus):
+    """Every public entry point answers bad arguments with CharrnnError, a ValueError."""
+    assert issubclass(CharrnnError, ValueError)
+    result = charrnn.train(tiny_corpus, charrnn.TrainConfig(max_steps=2, batch_size=4, seq_len=8),
+                           hidden=8, layers=1, checkpoint_dir=tmp_path / "r", progress=False)
+    m = charrnn.load(result.run_dir)
+    calls = {
+        "corpus must be a path": lambda: charrnn.train(123),
+        "config must be a charrnn.TrainConfig": lambda: charrnn.train(tiny_corpus, {"lr": 1}),
+        "checkpoint must be a path": lambda: charrnn.load(123),
+        "TrainConfig.lr must be float": lambda: charrnn.TrainConfig(lr="0.1"),
+        "TrainConfig.epochs must be a finite number": lambda: charrnn.TrainConfig(epochs=1e999),
+        "--seed must be >= 0": lambda: charrnn.TrainConfig(seed=-1),
+        "ModelConfig.hidden must be int": lambda: charrnn.ModelConfig(5, hidden="8"),
+        "length must be an integer": lambda: m.sample(5.5),
+        "text must be a str": lambda: charrnn.evaluate(m, None),
+        "batch_size must be an integer >= 1": lambda: charrnn.evaluate(m, "First", batch_size=0),
+        "the model has no vocabulary": lambda: charrnn.Model(m.cfg).sample(10),
+    }
+    for message, call in calls.items():
+        with pytest.raises(CharrnnError, match=message):
+            call()
+
+
+def test_divergence_says_so_without_claiming_a_checkpoint(tiny_corpus, tmp_path):
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--hidden", "16", "--layers", "1",
+                                 "--batch-size", "4", "--seq-len", "10", "--optimizer", "sgd",
+                                 "--lr", "1e8", "--grad-clip", "0", "--max-steps", "50",
+                                 "--quiet", "--checkpoint-dir", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "diverged" in r.stderr and "no checkpoint was written" in r.stderr
+    assert "Warning" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_overconfident_model_has_infinite_perplexity():
+    from charrnn.evaluate import perplexity
+    assert perplexity(800.0) == float("inf") and perplexity(1.0) == pytest.approx(2.718281828)
