@@ -145,6 +145,8 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
                    f"{result.best_val_loss:.4f} nats/char "
                    f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char); "
                    f"checkpoints in {result.run_dir}", err=True)
+    if result.signal is not None:  # saved; now exit as a signal-stopped program does (130, 143)
+        ctx.exit(128 + result.signal)
 
 
 def _mpi_rank() -> int:

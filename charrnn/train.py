@@ -50,6 +50,7 @@ class TrainResult:
     best_val_loss: float
     last_val_loss: float
     stopped: str  # "finished", "time limit", "interrupted"
+    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM), if any
 
 
 @dataclass
@@ -184,6 +185,8 @@ class _Run:
         self.prog = _Progress()
         self.total = self._total_steps()
         self.stop_signal = None
+        self.stop_signals = 0  # how many stop signals arrived
+        self.in_final_validation = False
         self.last_write = time.monotonic()
         self.sample_every, self.sample_length = 0, 200
 
@@ -252,28 +255,49 @@ class _Run:
         bar = _Bar(self.total, self.prog.step, self.show)
         opener = self.dist.open_on_root if self.dist else open  # hook: rank 0 alone logs
         with opener(self.run_dir / "metrics.csv", "a", newline="") as log:
+            # The handlers stay until last.npz is written: once a stop is asked for, the save
+            # always happens; a second signal only skips the final validation.
             old = self._install_signals()
             try:
-                stopped, val, last = self._run_steps(log, bar)
+                try:
+                    stopped, val, last = self._run_steps(log, bar)
+                finally:
+                    bar.close()
+                self._final_validation(log, val, last)
+                self.checkpoint()
             finally:
                 self._restore_signals(old)
-                bar.close()
-            # Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation, put on
-            # the last step's row (which has none yet), and last.npz.
-            if self.prog.step and (math.isnan(self.prog.last_val_loss) or val is None):
-                val = self._evaluate_and_keep_best()
-                if last is not None:
-                    at, row = last
-                    log.seek(at)
-                    log.truncate()
-                    row[3] = f"{val:.6f}"
-                    csv.writer(log).writerow(row)
-        self.checkpoint()
         if stopped == "interrupted" and self.writes:
             print(f"interrupted: saved {self.run_dir / 'last.npz'} at step {self.prog.step}; "
                   "continue with --resume", file=sys.stderr)
         return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
-                           self.prog.last_val_loss, stopped)
+                           self.prog.last_val_loss, stopped,
+                           self.stop_signal if stopped == "interrupted" else None)
+
+    def _final_validation(self, log, val, last):
+        """Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation, put on the
+        last step's row (which has none yet). Skipped, with a notice, if a stop signal comes
+        before or during it (outside MPI, where every rank must validate together)."""
+        if not self.prog.step or not (math.isnan(self.prog.last_val_loss) or val is None):
+            return
+        self.in_final_validation = True
+        try:
+            if self.stop_signals > 1 and not self.dist:
+                raise _SecondSignal
+            val = self._evaluate_and_keep_best()
+        except _SecondSignal:
+            if self.writes:
+                print("interrupted again: skipping the final validation, saving last.npz",
+                      file=sys.stderr)
+            return
+        finally:
+            self.in_final_validation = False
+        if last is not None:
+            at, row = last
+            log.seek(at)
+            log.truncate()
+            row[3] = f"{val:.6f}"
+            csv.writer(log).writerow(row)
 
     def _run_steps(self, log, bar):
         """The step loop. Returns (why it stopped, the last step's validation loss or None,
@@ -405,6 +429,9 @@ class _Run:
         """Ctrl-C and SIGTERM finish the current step, then save and stop cleanly."""
         def handler(signum, frame):
             self.stop_signal = signum
+            self.stop_signals += 1
+            if self.in_final_validation and not self.dist:
+                raise _SecondSignal
         old = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -416,6 +443,10 @@ class _Run:
     def _restore_signals(self, old):
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+class _SecondSignal(Exception):
+    """A stop signal during the final validation: skip it and save."""
 
 
 class _Bar:
