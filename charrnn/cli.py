@@ -238,7 +238,7 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     if output:
         _write_atomic(output, "".join(parts), encoding)
         click.echo(f"wrote {output}", err=True)
-    elif sys.stdout.isatty() and not text.endswith("\n"):
+    elif not text.endswith("\n"):  # end the text so the shell prompt starts on its own line
         out("\n")
 
 

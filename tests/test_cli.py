@@ -31,7 +31,7 @@ def test_train_sample_eval(trained, tiny_corpus):
     header = (trained / "metrics.csv").read_text().splitlines()[0]
     assert header == "step,epoch,train_loss,val_loss,lr,chars_per_sec,seconds"
     r = run("sample", trained, "--length", 40, "--prime", "First", "--seed", 1)
-    assert r.stdout.startswith("First") and len(r.stdout) == 45
+    assert r.stdout.startswith("First") and r.stdout.endswith("\n") and len(r.stdout) == 46  # one newline added
     assert run("sample", trained, "--length", 40, "--seed", 1).stdout == \
         run("sample", trained, "--length", 40, "--seed", 1).stdout
     r = run("eval", trained / "best.npz", tiny_corpus, "--json")
@@ -48,7 +48,7 @@ def test_hello_example(hello_file, tmp_path, monkeypatch):
         "--seq-len", 10, "--max-steps", 300, "--lr", 0.01, "--quiet")
     r = CliRunner().invoke(cli, ["sample", "--prime", "h", "--temp", "0", "--length", "4"])
     assert r.exit_code == 0
-    assert r.stdout == "hello"
+    assert r.stdout == "hello\n"  # the text, then one newline for the shell prompt
     assert "using checkpoints/hello/best.npz" in r.stderr
 
 
@@ -64,7 +64,7 @@ def test_export_names_and_shapes(trained, tmp_path):
 def test_python_dash_m(trained):
     r = subprocess.run([sys.executable, "-m", "charrnn", "sample", str(trained), "--length", "5",
                         "--prime", "A", "--seed", "0"], capture_output=True, text=True, check=False)
-    assert r.returncode == 0 and len(r.stdout) == 6
+    assert r.returncode == 0 and r.stdout.endswith("\n") and len(r.stdout) in (6, 7)
 
 
 def bad(*args, match):
@@ -192,7 +192,7 @@ def test_cold_cache_notice_comes_after_validation(trained, tiny_corpus, tmp_path
     p.write_text("First \u2603")
     bad("eval", trained, p, match="not in the model's vocabulary")
     r = CliRunner().invoke(cli, ["sample", str(trained), "--length", "10", "--prime", "F"])
-    assert r.exit_code == 0 and "compiling its kernels" in r.stderr and len(r.stdout) == 11
+    assert r.exit_code == 0 and "compiling its kernels" in r.stderr and len(r.stdout) == 12
     r = CliRunner().invoke(cli, ["train", str(tiny_corpus), *FAST, "--max-steps", "2",
                                  "--checkpoint-dir", str(tmp_path / "x")])
     assert r.exit_code == 0 and "compiling its kernels" in r.stderr
@@ -215,3 +215,11 @@ def test_threads_option_of_eval(trained, tiny_corpus):
     assert one["chars"] == two["chars"] and abs(one["nats_per_char"] - two["nats_per_char"]) < 1e-5
     bad("eval", trained, tiny_corpus, "--threads", "0", match="--threads must be >= 1")
     bad("sample", trained, "--threads", "0", match="--threads must be >= 1")
+
+
+def test_sample_ends_with_one_newline_but_files_hold_exactly_the_text(trained, tmp_path):
+    r = run("sample", trained, "--length", 30, "--seed", 3, "--prime", "F")
+    assert r.stdout.endswith("\n")
+    run("sample", trained, "--length", 30, "--seed", 3, "--prime", "F", "-o", tmp_path / "s.txt")
+    text = (tmp_path / "s.txt").read_text()
+    assert len(text) == 31 and r.stdout in (text, text + "\n")
