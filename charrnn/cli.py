@@ -15,6 +15,8 @@ import click
 from .config import TrainConfig
 from .errors import CharrnnError
 
+STOPPING = ("max_steps", "epochs", "time_limit")  # when to stop; may change on --resume
+
 
 class _Group(click.Group):
     """Turns CharrnnError into `error: ...` on stderr and exit status 2 (traceback with --debug)."""
@@ -103,13 +105,15 @@ def cli(debug):
 @click.option("--sample-every", type=int, default=0, show_default=True,
               help="Print a sample every N steps (0: never).")
 @click.option("--sample-length", type=int, default=200, show_default=True)
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in a --checkpoint-dir that already holds a run, replacing it.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--distributed", is_flag=True,
               help="Data-parallel over MPI ranks: launch with `mpiexec -n R`; --batch-size is the "
               "global batch, split evenly across the ranks.")
 @click.pass_context
 def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir, resume, quiet,
-          sample_every, sample_length, distributed, **options):
+          sample_every, sample_length, distributed, overwrite, **options):
     """Train a model on CORPUS (default: the bundled tinyshakespeare).
 
     \b
@@ -137,7 +141,8 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
                                                                         checkpoint_dir, corpus)
     result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
                        activation=activation, checkpoint_dir=checkpoint_dir,
-                       resume=(True if resume == "" else resume), progress=not quiet,
+                       resume=(True if resume == "" else resume), overwrite=overwrite,
+                       progress=not quiet,
                        sample_every=sample_every, sample_length=sample_length, on_start=announce,
                        distributed=distributed)
     if not quiet and (not distributed or _mpi_rank() == 0):  # hook: rank 0 alone reports
@@ -174,7 +179,10 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
         return TrainConfig(**options)
     from .train import saved_train_config
 
-    return dataclasses.replace(saved_train_config(corpus, checkpoint_dir, resume), **given)
+    saved = saved_train_config(corpus, checkpoint_dir, resume)
+    if any(k in given for k in STOPPING):  # new stopping options replace all the saved ones
+        saved = dataclasses.replace(saved, **{k: None for k in STOPPING})
+    return dataclasses.replace(saved, **given)
 
 
 @cli.command()

@@ -78,7 +78,8 @@ def default_run_dir(corpus) -> Path:
 @mpi.when_distributed  # hook: distributed=True runs this as one rank of an MPI job
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
           hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
-          checkpoint_dir=None, resume=None, progress: bool = True, sample_every: int = 0,
+          checkpoint_dir=None, resume=None, overwrite: bool = False, progress: bool = True,
+          sample_every: int = 0,
           sample_length: int = 200, on_start=None, distributed: bool = False) -> TrainResult:
     """Train a character-level model on a text file.
 
@@ -93,7 +94,11 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     checkpoint_dir : path, optional
         Run directory; default checkpoints/<corpus stem>/.
     resume : bool or path, optional
-        True: continue from <checkpoint_dir>/last.npz; a path: continue from that checkpoint.
+        True: continue from <checkpoint_dir>/last.npz; a path: continue from that checkpoint
+        (the run then goes on in checkpoint_dir, created if needed).
+    overwrite : bool
+        Start afresh even if checkpoint_dir already holds a run (its checkpoints and metrics
+        are replaced). Without it, such a directory is refused.
     progress : bool
         Show a progress bar (or plain lines when stderr is not a terminal).
     sample_every, sample_length : int
@@ -128,6 +133,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
+        if not overwrite:
+            _refuse_existing_run(run_dir)
     # hook: ranks take turns to build the corpus cache
     data = dist.in_turns(load_corpus, corpus, config.encoding) if dist else \
         load_corpus(corpus, config.encoding)
@@ -157,10 +164,12 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
         Batches(train_ids, config.batch_size, config.seq_len)
     run = _Run(model, config, batches, val_ids, run_dir, corpus_id, progress, dist)
     run.sample_every, run.sample_length = sample_every, sample_length
+    if run.writes:
+        run.lock()
     if saved is not None:
         run.restore(*saved)
     elif run.writes:
-        run.start_fresh()
+        run.start_fresh(overwrite)
     if dist:  # hook: the end of setup: same corpus and parameters everywhere
         dist.ready(model.params, corpus_id)
     if on_start is not None:
@@ -200,10 +209,44 @@ class _Run:
 
     # -- start / resume --------------------------------------------------------------------------
 
-    def start_fresh(self):
-        """A new run: the run directory and a metrics log with only its header."""
+    def lock(self):
+        """Hold an advisory lock on the run directory for the life of this process: a second
+        trainer on the same directory is refused. The kernel releases it when the process ends,
+        however it ends, so a killed run never leaves a stale lock."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            f = open(self.run_dir / ".lock", "a+")
+        except OSError as e:
+            raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
+                               "another --checkpoint-dir") from None
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise CharrnnError(f"{self.run_dir} is in use by another charrnn train (pid "
+                               f"{holder}); wait for it to finish, or choose another "
+                               "--checkpoint-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock = f  # kept open (and locked) until this process ends
+
+    def start_fresh(self, overwrite: bool = False):
+        """A new run: the run directory and a metrics log with only its header (with overwrite,
+        the previous run's checkpoints go first, so --keep never mixes the two)."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                for old in [*self.run_dir.glob("ckpt-*.npz"), self.run_dir / "last.npz",
+                            self.run_dir / "best.npz"]:
+                    old.unlink(missing_ok=True)
             with open(self.run_dir / "metrics.csv", "w", newline="") as f:
                 csv.writer(f).writerow(METRICS)
         except OSError as e:
@@ -231,6 +274,11 @@ class _Run:
             if self.dist:  # hook: this rank's rows of the saved state
                 self.state = self.dist.my_rows(self.state)
         if self.writes:
+            try:  # resuming from another run's checkpoint starts this directory
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
+                                   "another --checkpoint-dir") from None
             self._truncate_metrics(self.prog.step)
             self._remove_stale_temporaries()
 
@@ -499,6 +547,22 @@ def _load_resume(resume, run_dir: Path):
         raise CharrnnError(f"--resume: {path} does not exist; train without --resume first, or "
                            "give --checkpoint-dir of the run to continue")
     return ckpt.load(path)
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    """A new run never silently replaces one: say what is there and what the choices are."""
+    found = [n for n in ("last.npz", "best.npz") if (run_dir / n).is_file()]
+    if not found:
+        return
+    try:
+        p = ckpt.load(run_dir / found[0])[0]["progress"]
+        best = p.get("best_val_loss")
+        what = (f"a run at step {p['step']:,}, best validation loss "
+                + ("none yet" if best is None else f"{best:.4f}"))
+    except CharrnnError:
+        what = f"a run ({found[0]})"
+    raise CharrnnError(f"{run_dir} already holds {what}; continue it with --resume, choose "
+                       "another --checkpoint-dir, or pass --overwrite to replace it")
 
 
 def _saved_meta(corpus, checkpoint_dir, resume) -> dict:

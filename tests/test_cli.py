@@ -27,7 +27,7 @@ def trained(tiny_corpus, tmp_path):
 
 
 def test_train_sample_eval(trained, tiny_corpus):
-    assert {p.name for p in trained.iterdir()} == {"best.npz", "last.npz", "metrics.csv"}
+    assert {p.name for p in trained.iterdir()} == {".lock", "best.npz", "last.npz", "metrics.csv"}
     header = (trained / "metrics.csv").read_text().splitlines()[0]
     assert header == "step,epoch,train_loss,val_loss,lr,chars_per_sec,seconds"
     r = run("sample", trained, "--length", 40, "--prime", "First", "--seed", 1)
