@@ -58,7 +58,7 @@ def load(path=None) -> Model:
     file = resolve_checkpoint(path)
     meta, arrays = ckpt.load(file)
     model = Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"],
-                  vocab=Vocab(meta["vocab"]))
+                  vocab=Vocab(meta["vocab"], meta["encoding"]))
     model.meta = meta
     model.path = file
     return model

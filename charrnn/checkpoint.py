@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -23,54 +22,21 @@ import numpy as np
 from .cells import num_params
 from .config import ModelConfig, from_dict
 from .errors import CharrnnError
+from .fileio import write_file
 
 FORMAT_VERSION = 1
 ARRAYS = ("params", "opt_a", "opt_b", "state_h", "state_c")
 
 
 def save(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write a checkpoint atomically and durably.
-
-    The data goes to a temporary file in the same directory, is flushed and fsynced, then renamed
-    over `path` and the directory is fsynced: at any instant `path` holds either the old
-    checkpoint or the new one, whole. On failure the temporary file is removed, the old
-    checkpoint is untouched, and a CharrnnError says why.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    """Write a checkpoint atomically and durably (fileio.write_file): at any instant `path`
+    holds either the old checkpoint or the new one, whole. On failure the old checkpoint is
+    untouched and a CharrnnError says why."""
     meta = dict(meta, format="charrnn", format_version=FORMAT_VERSION)
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=blob, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(folder)
-    except OSError as e:
-        raise CharrnnError(f"cannot write checkpoint {path}: {e.strerror or e}; "
-                           "the previous checkpoint is kept (free some space or choose another "
-                           "--checkpoint-dir)") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # some filesystems do not allow opening directories; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_file(path, lambda f: np.savez(f, meta=blob, **arrays),
+               hint="the previous checkpoint is kept (free some space or choose another "
+               "--checkpoint-dir)")
 
 
 def load(path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -91,21 +57,38 @@ def load(path) -> tuple[dict, dict[str, np.ndarray]]:
             arrays = {k: z[k] for k in ARRAYS if k in z.files}
     except CharrnnError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
-        raise CharrnnError(f"{path}: not a readable charrnn checkpoint (truncated or corrupt: "
-                           f"{type(e).__name__}); use another checkpoint, e.g. last.npz or "
-                           "best.npz from the run directory") from None
+    except OSError as e:
+        if e.errno is not None and e.strerror:  # the system refused (permissions, I/O error)
+            raise CharrnnError(f"cannot read {path}: {e.strerror}") from None
+        raise _unreadable(path, e) from None
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError, UnicodeDecodeError) as e:
+        raise _unreadable(path, e) from None
     _validate(path, meta, arrays)
     return meta, arrays
 
 
-def _validate(path: str, meta: dict, arrays: dict) -> None:
-    if meta.get("format") != "charrnn":
+def _unreadable(path: str, e: Exception) -> CharrnnError:
+    return CharrnnError(f"{path}: not a readable charrnn checkpoint (truncated or corrupt: "
+                        f"{type(e).__name__}); use another checkpoint, e.g. last.npz or best.npz "
+                        "from the run directory")
+
+
+# The metadata's sections and the types a reader relies on (progress' losses may be null).
+SECTIONS = {"model": dict, "train": dict, "vocab": list, "encoding": str, "progress": dict,
+            "optimizer": dict, "rng": dict, "corpus": dict}
+NUMBER = (int, float)
+PROGRESS = {"step": int, "chars_seen": int, "seconds": NUMBER, "epoch": NUMBER,
+            "best_val_loss": (*NUMBER, type(None)), "last_val_loss": (*NUMBER, type(None))}
+
+
+def _validate(path: str, meta, arrays: dict) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != "charrnn":
         raise CharrnnError(f"{path}: not a charrnn checkpoint")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CharrnnError(f"{path}: checkpoint format {version} is newer than this charrnn "
                            f"understands ({FORMAT_VERSION}); upgrade charrnn")
+    _validate_sections(path, meta)
     missing = [k for k in ARRAYS if k not in arrays]
     if missing:
         raise CharrnnError(f"{path}: checkpoint is missing {', '.join(missing)}")
@@ -113,8 +96,8 @@ def _validate(path: str, meta: dict, arrays: dict) -> None:
         cfg = from_dict(ModelConfig, meta["model"])
     except (KeyError, TypeError) as e:
         raise CharrnnError(f"{path}: checkpoint has no valid model configuration ({e})") from None
-    if len(meta.get("vocab", [])) != cfg.vocab_size:
-        raise CharrnnError(f"{path}: vocabulary has {len(meta.get('vocab', []))} characters but "
+    if len(meta["vocab"]) != cfg.vocab_size:
+        raise CharrnnError(f"{path}: vocabulary has {len(meta['vocab'])} characters but "
                            f"the model expects {cfg.vocab_size}")
     P = num_params(cfg)
     for k in ("params", "opt_a", "opt_b"):
@@ -129,3 +112,28 @@ def _validate(path: str, meta: dict, arrays: dict) -> None:
         if a.ndim != 3 or a.shape[0] != cfg.layers or a.shape[2] != cfg.hidden:
             raise CharrnnError(f"{path}: {k} has shape {a.shape}, expected "
                                f"({cfg.layers}, batch, {cfg.hidden})")
+
+
+def _validate_sections(path: str, meta: dict) -> None:
+    """Every section a reader uses is there with its type: a file that is almost a checkpoint
+    (edited by hand, written by another tool) is refused here in one line, never later."""
+    def bad(what):
+        return CharrnnError(f"{path}: damaged checkpoint metadata ({what}); use another "
+                            "checkpoint, e.g. best.npz or a numbered one")
+
+    for key, kind in SECTIONS.items():
+        if not isinstance(meta.get(key), kind):
+            raise bad(f"no valid {key!r} section")
+    if not all(isinstance(c, str) and c for c in meta["vocab"]):
+        raise bad("the vocabulary is not a list of characters")
+    for key, kind in PROGRESS.items():
+        value = meta["progress"].get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise bad(f"progress.{key} is {value!r}")
+    if meta["progress"]["step"] < 0 or meta["progress"]["chars_seen"] < 0:
+        raise bad("negative step")
+    opt, rng = meta["optimizer"], meta["rng"]
+    if not isinstance(opt.get("kind"), str) or not isinstance(opt.get("step_count"), int):
+        raise bad("optimizer")
+    if rng.get("bit_generator") != "PCG64" or not isinstance(rng.get("state"), dict):
+        raise bad("rng")

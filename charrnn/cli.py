@@ -6,6 +6,7 @@ Errors in the user's input arrive as CharrnnError and are printed as one line, e
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -14,12 +15,30 @@ import click
 
 from .config import TrainConfig
 from .errors import CharrnnError
+from .fileio import write_bytes
 
 STOPPING = ("max_steps", "epochs", "time_limit")  # when to stop; may change on --resume
 
 
 class _Group(click.Group):
-    """Turns CharrnnError into `error: ...` on stderr and exit status 2 (traceback with --debug)."""
+    """Turns CharrnnError into `error: ...` on stderr and exit status 2 (traceback with --debug);
+    click's usage errors become one such line too."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            click.echo(f"error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -27,6 +46,8 @@ class _Group(click.Group):
         except CharrnnError as e:
             if ctx.params.get("debug") or os.environ.get("CHARRNN_DEBUG") == "1":
                 raise
+            if isinstance(e, _OutputError):
+                _silence(e.stream)  # so the flush at exit does not fail again
             if getattr(e, "report", True):  # hook: under MPI, rank 0 alone reports shared errors
                 click.echo(f"error: {e}", err=True)
             ctx.exit(2)
@@ -224,7 +245,7 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
     model = load(checkpoint)
-    encoding = model.meta.get("encoding", "utf-8")
+    encoding = model.vocab.encoding
     prime_ids(model.vocab, prime)  # checks the prime before anything compiles or prints
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
     if num_samples == 1:  # one stream per temperature: streamed as it is generated
@@ -263,17 +284,8 @@ def _collect(parts: list):
 
 
 def _write_atomic(path: str, text: str, encoding: str) -> None:
-    """Write the whole output or nothing: temporary file, then rename."""
-    data = text.encode("latin-1" if encoding == "bytes" else "utf-8")
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise CharrnnError(f"cannot write {path}: {e.strerror or e}") from None
+    """Write the whole output or nothing (fileio.write_file)."""
+    write_bytes(path, text.encode("latin-1" if encoding == "bytes" else "utf-8"))
 
 
 def _text_writer(encoding: str):
@@ -383,7 +395,8 @@ def info(checkpoint, as_json):
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG (needs matplotlib: pip install 'charrnn[plot]').")
+              help="Write an image: PNG, or the format the suffix names (.pdf, .svg); needs "
+              "matplotlib: pip install 'charrnn[plot]'.")
 def plot(run_dir, output):
     """Plot training and validation loss (bits per char) of RUN_DIR against characters seen.
 
@@ -392,13 +405,17 @@ def plot(run_dir, output):
       charrnn plot checkpoints/tinyshakespeare -o loss.png
       charrnn plot checkpoints/tinyshakespeare          # text plot in the terminal
     """
-    from .plot import plot_png, plot_text
+    from .plot import plot_png, plot_text, read_metrics
 
+    metrics = read_metrics(run_dir)
+    if metrics["skipped"]:
+        click.echo(f"note: skipped {metrics['skipped']} unreadable rows of "
+                   f"{os.path.join(run_dir, 'metrics.csv')}", err=True)
     if output:
-        plot_png(run_dir, output)
+        plot_png(run_dir, output, metrics)
         click.echo(f"wrote {output}", err=True)
     else:
-        click.echo(plot_text(run_dir))
+        click.echo(plot_text(run_dir, metrics=metrics))
 
 
 @cli.group()
@@ -438,4 +455,78 @@ def demo_hello(word, hidden, steps, seed):
 
 def main():
     """Entry point of the `charrnn` command and `python -m charrnn`."""
+    _guard_std_streams()
     cli(prog_name="charrnn")
+
+
+def _guard_std_streams():
+    """Training must go on when its terminal goes away (`2>&-`, `2>/dev/full`, a closed ssh
+    session): progress and notices are dropped then. A failed write of the command's output
+    (`> /dev/full`) is an error of its own, one line; a reader that went away (`| head`) ends
+    the command quietly, with the status of SIGPIPE."""
+    if sys.stderr is None:  # started with the descriptor closed
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+    sys.stderr = _Stream(sys.stderr, on_error=None)
+    sys.stdout = _Stream(sys.stdout, on_error="standard output")
+
+
+class _Stream:
+    """A standard stream whose write errors are handled as _guard_std_streams says."""
+
+    def __init__(self, stream, on_error):
+        self._s, self._on_error = stream, on_error
+        self.buffer = _Stream(stream.buffer, on_error) if hasattr(stream, "buffer") else None
+
+    def write(self, data):
+        return self._guarded(self._s.write, data)
+
+    def flush(self):
+        return self._guarded(self._s.flush)
+
+    def _guarded(self, action, *args):
+        try:
+            return action(*args)
+        except OSError as e:
+            if self._on_error is None:
+                return None
+            if isinstance(e, BrokenPipeError):
+                _silence(self._s)  # so the flush at exit does not fail again
+                sys.exit(141)
+            raise _OutputError(f"cannot write to {self._on_error}: {e.strerror or e}",
+                               self._s) from None
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
+class _Closed:
+    """Standard output when the process started with it closed (`>&-`)."""
+    encoding, errors = "utf-8", "strict"
+
+    def write(self, data):
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self):
+        pass  # nothing was ever written
+
+
+class _OutputError(CharrnnError):
+    """The command's output could not be written; once reported, the stream is silenced."""
+
+    def __init__(self, message, stream):
+        super().__init__(message)
+        self.stream = stream
+
+
+def _silence(stream):
+    """Point the stream's descriptor at /dev/null."""
+    if isinstance(stream, _Closed):
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -66,10 +66,12 @@ class Vocab:
     ----------
     chars : sequence of str
         The distinct characters (single-character strings), in id order.
+    encoding : {"utf-8", "bytes"}
+        How the corpus was read: "bytes" models see each byte as one character (U+0000-U+00FF).
     """
 
-    def __init__(self, chars):
-        self.chars = list(chars)
+    def __init__(self, chars, encoding: str = "utf-8"):
+        self.chars, self.encoding = list(chars), encoding
         self.index = {ch: i for i, ch in enumerate(self.chars)}
         if len(self.index) != len(self.chars):
             raise CharrnnError("vocabulary has repeated characters")
@@ -86,6 +88,13 @@ class Vocab:
     def dtype(self):
         """Smallest unsigned integer dtype that holds every id."""
         return np.uint8 if len(self) <= 256 else (np.uint16 if len(self) <= 65536 else np.uint32)
+
+    def from_user(self, text: str) -> str:
+        """Text typed by a user (a prime) in this vocabulary's terms: for a bytes model, the
+        characters of its UTF-8 bytes."""
+        if self.encoding == "bytes":
+            return text.encode("utf-8", "surrogateescape").decode("latin-1")
+        return text
 
     def unknown(self, text: str) -> list[str]:
         """Characters of text that are not in the vocabulary, sorted."""

@@ -393,6 +393,9 @@ class _NullLog:
     def flush(self):
         pass
 
+    def close(self):
+        pass
+
     def __enter__(self):
         return self
 

@@ -117,7 +117,7 @@ def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
     the input has been checked, before the model runs."""
     from .corpus import load_corpus
 
-    corpus = load_corpus(path, getattr(model, "meta", {}).get("encoding", "utf-8"))
+    corpus = load_corpus(path, model.vocab.encoding)
     missing = model.vocab.unknown("".join(corpus.vocab.chars))
     if missing and not skip_unknown:
         shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")

@@ -7,12 +7,12 @@ Layer 0 takes the one-hot input, so D_0 = V. Our weights are stored transposed (
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
 from .cells import CELLS
 from .errors import CharrnnError
+from .fileio import write_file
 
 
 def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.ndarray]:
@@ -33,25 +33,12 @@ def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.nda
 def export(model, path) -> None:
     """Write state_dict(model) plus `vocab` (JSON list of characters) and `config` (JSON) to an
     .npz at path, atomically."""
-    from .checkpoint import _fsync_dir  # same durability as checkpoints
     from .config import to_dict
 
-    path = os.fspath(path)
     arrays = state_dict(model)
     arrays["vocab"] = np.frombuffer(json.dumps(model.vocab.chars).encode(), np.uint8)
     arrays["config"] = np.frombuffer(json.dumps(to_dict(model.cfg)).encode(), np.uint8)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise CharrnnError(f"cannot write {path}: {e.strerror or e}") from None
+    write_file(path, lambda f: np.savez(f, **arrays))
 
 
 def from_state_dict(weights: dict, cell: str, vocab=None, activation: str = "tanh",

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CharrnnError
+from .fileio import write_file
+from .rundir import METRICS
 
 LN2 = math.log(2)
 
@@ -17,26 +18,50 @@ def read_metrics(run_dir) -> dict[str, np.ndarray]:
     """Characters seen, train and validation bits per char from run_dir/metrics.csv.
 
     Returns arrays "chars", "train_bpc" (per step, smoothed over 1% of the run) and
-    "val_chars", "val_bpc" (at each validation).
+    "val_chars", "val_bpc" (at each validation), and "skipped": how many rows could not be read
+    (a row cut short by a kill, a damaged line); those are left out.
     """
     run_dir = Path(run_dir)
     path = run_dir / "metrics.csv"
-    if not path.is_file():
+    if not path.exists():
         raise CharrnnError(f"{run_dir}: no metrics.csv here; give a run directory written by "
                            "`charrnn train`")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows, skipped = _read_rows(path)
     if not rows:
         raise CharrnnError(f"{path}: no training steps logged yet")
     per_step = _chars_per_step(run_dir)
-    step = np.array([int(r["step"]) for r in rows])
-    train = np.array([float(r["train_loss"]) for r in rows]) / LN2
+    step = np.array([s for s, _, _ in rows])
+    train = np.array([t for _, t, _ in rows]) / LN2
     k = max(1, len(train) // 100)
     smooth = np.convolve(train, np.ones(k) / k, mode="valid")
-    val = [(int(r["step"]), float(r["val_loss"]) / LN2) for r in rows if r["val_loss"]]
+    val = [(s, v / LN2) for s, _, v in rows if v is not None]
     return {"chars": step[k - 1:] * per_step, "train_bpc": smooth,
             "val_chars": np.array([s for s, _ in val]) * per_step,
-            "val_bpc": np.array([v for _, v in val])}
+            "val_bpc": np.array([v for _, v in val]), "skipped": skipped}
+
+
+def _read_rows(path: Path) -> tuple[list, int]:
+    """[(step, train_loss, val_loss or None)] from a metrics log, and the number of rows that
+    could not be read."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            lines = [line.replace("\0", "") for line in f]
+    except IsADirectoryError:
+        raise CharrnnError(f"{path} is a directory, not a metrics log") from None
+    except OSError as e:
+        raise CharrnnError(f"cannot read {path}: {e.strerror or e}") from None
+    table = list(csv.reader(lines))
+    if not table or tuple(table[0]) != METRICS:
+        raise CharrnnError(f"{path}: not a charrnn metrics log (its first line should be "
+                           f"{','.join(METRICS)})")
+    rows, skipped = [], 0
+    for r in table[1:]:
+        try:
+            assert len(r) == len(METRICS)
+            rows.append((int(r[0]), float(r[2]), float(r[3]) if r[3] else None))
+        except (AssertionError, ValueError):
+            skipped += 1
+    return rows, skipped
 
 
 def _chars_per_step(run_dir: Path) -> int:
@@ -48,8 +73,9 @@ def _chars_per_step(run_dir: Path) -> int:
     raise CharrnnError(f"{run_dir}: no last.npz to read the batch shape from")
 
 
-def plot_png(run_dir, out) -> None:
-    """Write a PNG of training and validation bits per char against characters seen."""
+def plot_png(run_dir, out, metrics: dict | None = None) -> None:
+    """Write an image of training and validation bits per char against characters seen: PNG,
+    or the format out's suffix names (.pdf, .svg, ...)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -57,7 +83,8 @@ def plot_png(run_dir, out) -> None:
     except ImportError:
         raise CharrnnError("plotting to a PNG needs matplotlib: pip install 'charrnn[plot]' "
                            "(without -o, a text plot is shown instead)") from None
-    m = read_metrics(run_dir)
+    fmt = _image_format(out, plt)
+    m = metrics or read_metrics(run_dir)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     ax.plot(m["chars"], m["train_bpc"], lw=1, label="train (smoothed)")
     if len(m["val_bpc"]):
@@ -68,21 +95,26 @@ def plot_png(run_dir, out) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = f"{out}.tmp.png"
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise CharrnnError(f"cannot write {out}: {e.strerror or e}") from None
+        write_file(out, lambda f: fig.savefig(f, format=fmt))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
-def plot_text(run_dir, width: int = 64, height: int = 16) -> str:
+def _image_format(out, plt) -> str:
+    """The image format named by the output's suffix (png when it has none)."""
+    suffix = Path(out).suffix.lower().lstrip(".") or "png"
+    known = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if suffix not in known:
+        raise CharrnnError(f"cannot write {out}: .{suffix} is not an image format matplotlib "
+                           f"writes; use one of {', '.join('.' + k for k in sorted(known))}")
+    return suffix
+
+
+def plot_text(run_dir, width: int = 64, height: int = 16, metrics: dict | None = None) -> str:
     """A plain-text plot: '.' training (smoothed), 'o' validation; y in bits per char."""
-    m = read_metrics(run_dir)
+    m = metrics or read_metrics(run_dir)
     xs = np.concatenate([m["chars"], m["val_chars"]])
     ys = np.concatenate([m["train_bpc"], m["val_bpc"]])
     x0, x1 = xs.min(), max(xs.max(), xs.min() + 1)

@@ -45,6 +45,7 @@ def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str
     """
     check_sampling(length, temperature, top_k, top_p)
     ids = prime_ids(model.vocab, prime)
+    prime = prime and model.vocab.from_user(prime)
     return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
 
 
@@ -57,6 +58,7 @@ def prime_ids(vocab, prime) -> np.ndarray:
     if prime is not None and not isinstance(prime, str):
         raise CharrnnError(f"prime must be a str, got {prime!r}")
     if prime:
+        prime = vocab.from_user(prime)
         missing = vocab.unknown(prime)
         if missing:
             raise CharrnnError("--prime has characters not in the model's vocabulary: "
@@ -124,6 +126,7 @@ def sample_many(model, num_samples: int, length: int = 500, temperature: float =
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     ids = prime_ids(model.vocab, prime)
+    prime = prime and model.vocab.from_user(prime)
     out = np.zeros((num_samples, length), np.int64)
     shards = workers.shard_bounds(num_samples, threads)
     workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)

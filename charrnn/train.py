@@ -1,16 +1,13 @@
 """The training driver: data, the step loop, validation, checkpoints, progress and resume.
 
-A run directory holds last.npz (written at every evaluation, every --checkpoint-every steps, on
-Ctrl-C / SIGTERM and at the end), best.npz (lowest validation loss so far) and metrics.csv (one row
-per step). Everything needed to continue exactly is in the checkpoint: parameters, optimizer
+The run directory's files are described in rundir.py: last.npz is written at every evaluation,
+every --checkpoint-every steps, on Ctrl-C / SIGTERM and at the end. Everything needed to continue exactly is in the checkpoint: parameters, optimizer
 moments and step count, the carried hidden state, the RNG state and the step (which fixes the
 epoch and the window within it).
 """
 from __future__ import annotations
 
-import csv
 import math
-import os
 import signal
 import sys
 import time
@@ -23,16 +20,16 @@ from . import checkpoint as ckpt
 from . import distributed as mpi
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .corpus import load_corpus
-from .data import Batches, require_windows, split
+from .data import Batches, Vocab, require_windows, split
 from .errors import CharrnnError, check_path
 from .evaluate import evaluate_ids
 from .model import Model
 from .optim import Optimizer, clip_gradients, learning_rate
+from .rundir import MetricsLogError, RunDir
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
 DEFAULT_EPOCHS = 10
 MAX_VOCAB = 65536
-METRICS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "seconds")
 # Options that change what the next steps compute: a resumed run must keep them.
 # Everything else (stopping, evaluation and checkpoint cadence) may change.
 MUST_MATCH = ("seq_len", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
@@ -134,11 +131,11 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
         if not overwrite:
-            _refuse_existing_run(run_dir)
+            RunDir(run_dir).refuse_existing()
     # hook: ranks take turns to build the corpus cache
     data = dist.in_turns(load_corpus, corpus, config.encoding) if dist else \
         load_corpus(corpus, config.encoding)
-    vocab = data.vocab
+    vocab = Vocab(data.vocab.chars, config.encoding)
     if len(vocab) > MAX_VOCAB:
         raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
                            f"{MAX_VOCAB:,} (the one-hot input and the output layer grow with the "
@@ -165,11 +162,11 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
     run = _Run(model, config, batches, val_ids, run_dir, corpus_id, progress, dist)
     run.sample_every, run.sample_length = sample_every, sample_length
     if run.writes:
-        run.lock()
+        run.dir.lock()
     if saved is not None:
         run.restore(*saved)
     elif run.writes:
-        run.start_fresh(overwrite)
+        run.dir.start_fresh(overwrite)
     if dist:  # hook: the end of setup: same corpus and parameters everywhere
         dist.ready(model.params, corpus_id)
     if on_start is not None:
@@ -183,6 +180,7 @@ class _Run:
     def __init__(self, model, config, batches, val_ids, run_dir, corpus_id, progress, dist=None):
         self.model, self.cfg, self.batches, self.val_ids = model, config, batches, val_ids
         self.run_dir, self.corpus_id, self.show = Path(run_dir), corpus_id, progress
+        self.dir = RunDir(run_dir)
         self.opt = Optimizer.from_config(config, model.params.size)
         self.rng = np.random.default_rng(config.seed)
         self.state = model.zero_state(config.batch_size)
@@ -209,56 +207,6 @@ class _Run:
 
     # -- start / resume --------------------------------------------------------------------------
 
-    def lock(self):
-        """Hold an advisory lock on the run directory for the life of this process: a second
-        trainer on the same directory is refused. The kernel releases it when the process ends,
-        however it ends, so a killed run never leaves a stale lock."""
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            f = open(self.run_dir / ".lock", "a+")
-        except OSError as e:
-            raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
-                               "another --checkpoint-dir") from None
-        try:
-            import fcntl
-        except ImportError:  # not a POSIX system: no lock
-            return
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
-            raise CharrnnError(f"{self.run_dir} is in use by another charrnn train (pid "
-                               f"{holder}); wait for it to finish, or choose another "
-                               "--checkpoint-dir") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._lock = f  # kept open (and locked) until this process ends
-
-    def start_fresh(self, overwrite: bool = False):
-        """A new run: the run directory and a metrics log with only its header (with overwrite,
-        the previous run's checkpoints go first, so --keep never mixes the two)."""
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if overwrite:
-                for old in [*self.run_dir.glob("ckpt-*.npz"), self.run_dir / "last.npz",
-                            self.run_dir / "best.npz"]:
-                    old.unlink(missing_ok=True)
-            with open(self.run_dir / "metrics.csv", "w", newline="") as f:
-                csv.writer(f).writerow(METRICS)
-        except OSError as e:
-            raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
-                               "another --checkpoint-dir") from None
-        self._remove_stale_temporaries()
-
-    def _remove_stale_temporaries(self):
-        """A process killed while writing a checkpoint leaves its temporary file: never whole."""
-        for tmp in self.run_dir.glob(".tmp-*.npz"):
-            tmp.unlink(missing_ok=True)
-
     def restore(self, meta, arrays):
         """Continue exactly where a checkpoint left off."""
         p = meta["progress"]
@@ -274,27 +222,7 @@ class _Run:
             if self.dist:  # hook: this rank's rows of the saved state
                 self.state = self.dist.my_rows(self.state)
         if self.writes:
-            try:  # resuming from another run's checkpoint starts this directory
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise CharrnnError(f"cannot write to {self.run_dir}: {e.strerror or e}; choose "
-                                   "another --checkpoint-dir") from None
-            self._truncate_metrics(self.prog.step)
-            self._remove_stale_temporaries()
-
-    def _truncate_metrics(self, step: int):
-        """Drop log rows past the checkpoint's step, so a resumed log has no duplicate steps."""
-        path = self.run_dir / "metrics.csv"
-        rows = []
-        if path.exists():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.reader(f)][1:]
-        # A kill can cut the last row short; such a row is after the checkpoint anyway.
-        rows = [r for r in rows if len(r) == len(METRICS) and r[0].isdigit() and int(r[0]) <= step]
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows([METRICS] + rows)
-        os.replace(tmp, path)
+            self.dir.continue_at(self.prog.step)
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -302,17 +230,21 @@ class _Run:
         """Step until a stopping condition; validate, log and checkpoint on the way."""
         bar = _Bar(self.total, self.prog.step, self.show)
         opener = self.dist.open_on_root if self.dist else open  # hook: rank 0 alone logs
-        with opener(self.run_dir / "metrics.csv", "a", newline="") as log:
+        with self.dir.open_log(opener) as log:
             # The handlers stay until last.npz is written: once a stop is asked for, the save
             # always happens; a second signal only skips the final validation.
             old = self._install_signals()
             try:
                 try:
-                    stopped, val, last = self._run_steps(log, bar)
+                    stopped, val = self._run_steps(log, bar)
                 finally:
                     bar.close()
-                self._final_validation(log, val, last)
+                self._final_validation(log, val)
+                log.flush()
                 self.checkpoint()
+            except MetricsLogError as e:  # e.g. a full disk: stop, keeping the last checkpoint
+                raise CharrnnError(f"{e}; {self._kept()}; free some space, then continue with "
+                                   "--resume") from None
             finally:
                 self._restore_signals(old)
         if stopped == "interrupted" and self.writes:
@@ -322,7 +254,7 @@ class _Run:
                            self.prog.last_val_loss, stopped,
                            self.stop_signal if stopped == "interrupted" else None)
 
-    def _final_validation(self, log, val, last):
+    def _final_validation(self, log, val):
         """Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation, put on the
         last step's row (which has none yet). Skipped, with a notice, if a stop signal comes
         before or during it (outside MPI, where every rank must validate together)."""
@@ -340,28 +272,22 @@ class _Run:
             return
         finally:
             self.in_final_validation = False
-        if last is not None:
-            at, row = last
-            log.seek(at)
-            log.truncate()
-            row[3] = f"{val:.6f}"
-            csv.writer(log).writerow(row)
+        log.set_last_val(val)
 
     def _run_steps(self, log, bar):
-        """The step loop. Returns (why it stopped, the last step's validation loss or None,
-        (file offset, row) of the last metrics row written or None)."""
-        c, writer = self.cfg, csv.writer(log)
+        """The step loop. Returns (why it stopped, the last step's validation loss or None)."""
+        c = self.cfg
         t_start, seconds0 = time.perf_counter(), self.prog.seconds
-        val, last = None, None
+        val = None
         while self.total is None or self.prog.step < self.total:
             time_up = c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit
             interrupted = self.stop_signal is not None
             if self.dist:  # hook: the ranks stop together, when any of them would
                 time_up, interrupted = self.dist.any(time_up, interrupted)
             if time_up:
-                return "time limit", val, last
+                return "time limit", val
             if interrupted:
-                return "interrupted", val, last
+                return "interrupted", val
             t0 = time.perf_counter()
             loss, lr = self._step()
             dt = time.perf_counter() - t0
@@ -371,15 +297,14 @@ class _Run:
             row = [self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
                    "" if val is None else f"{val:.6f}", f"{lr:.6g}", f"{speed:.0f}",
                    f"{self.prog.seconds:.3f}"]
-            last = (log.tell(), row)
-            writer.writerow(row)
+            log.append(row)
             if self._checkpoint_due(val is not None):
                 log.flush()  # the log on disk never lags behind a checkpoint
                 self.checkpoint()
             bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
             if self.sample_every and self.prog.step % self.sample_every == 0:
                 bar.write(self._sample_text())
-        return "finished", val, last
+        return "finished", val
 
     def _sample_text(self) -> str:
         from .sample import sample
@@ -403,11 +328,9 @@ class _Run:
             loss = self.dist.average_gradients(self.model.grads, loss)
         norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            kept = (f"the last good checkpoint is kept in {self.run_dir}"
-                    if (self.run_dir / "last.npz").exists() else "no checkpoint was written yet")
             raise CharrnnError(
                 f"training diverged at step {self.prog.step + 1} (loss {loss}, gradient norm "
-                f"{norm}); {kept}; lower --lr or --grad-clip")
+                f"{norm}); {self._kept()}; lower --lr or --grad-clip")
         lr = learning_rate(c, self.prog.step, self.epoch, self.total)
         self.opt.step(self.model.params, self.model.grads, lr)
         self.state = state
@@ -449,17 +372,27 @@ class _Run:
         self.save("last.npz")
         self.last_write = time.monotonic()
         if self.cfg.keep:
-            self.save(f"ckpt-{self.prog.step:08d}.npz")
-            stale = sorted(self.run_dir.glob("ckpt-*.npz"))[:-self.cfg.keep] if self.writes else []
-            for old in stale:
-                old.unlink()
+            self.save(self.dir.numbered(self.prog.step))
+            if self.writes:
+                self.dir.rotate(self.cfg.keep)
+
+    def _kept(self) -> str:
+        """What a failed run leaves behind, for its error message."""
+        last = self.run_dir / "last.npz"
+        if not last.exists():
+            return "no checkpoint was written yet"
+        try:
+            step = ckpt.load(last)[0]["progress"]["step"]
+        except CharrnnError:
+            return f"the last good checkpoint is kept in {self.run_dir}"
+        return f"last.npz at step {step:,} is kept in {self.run_dir}"
 
     def save(self, name: str):
         """Write run_dir/name atomically with everything needed to resume."""
         p = self.prog
         meta = {
             "model": to_dict(self.model.cfg), "train": to_dict(self.cfg),
-            "vocab": self.model.vocab.chars, "encoding": self.cfg.encoding,
+            "vocab": self.model.vocab.chars, "encoding": self.model.vocab.encoding,
             "progress": {"step": p.step, "epoch": self.epoch,
                          "window": p.step % self.batches.windows, "chars_seen": p.chars_seen,
                          "seconds": p.seconds, "best_val_loss": _str(p.best_val_loss),
@@ -547,22 +480,6 @@ def _load_resume(resume, run_dir: Path):
         raise CharrnnError(f"--resume: {path} does not exist; train without --resume first, or "
                            "give --checkpoint-dir of the run to continue")
     return ckpt.load(path)
-
-
-def _refuse_existing_run(run_dir: Path) -> None:
-    """A new run never silently replaces one: say what is there and what the choices are."""
-    found = [n for n in ("last.npz", "best.npz") if (run_dir / n).is_file()]
-    if not found:
-        return
-    try:
-        p = ckpt.load(run_dir / found[0])[0]["progress"]
-        best = p.get("best_val_loss")
-        what = (f"a run at step {p['step']:,}, best validation loss "
-                + ("none yet" if best is None else f"{best:.4f}"))
-    except CharrnnError:
-        what = f"a run ({found[0]})"
-    raise CharrnnError(f"{run_dir} already holds {what}; continue it with --resume, choose "
-                       "another --checkpoint-dir, or pass --overwrite to replace it")
 
 
 def _saved_meta(corpus, checkpoint_dir, resume) -> dict:
