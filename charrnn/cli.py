@@ -29,7 +29,7 @@ class _Group(click.Group):
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as e:
-            where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            where = f" (see {e.ctx.command_path if e.ctx else 'charrnn'} --help)"
             click.echo(f"error: {e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:

@@ -207,7 +207,7 @@ class Model:
         return self._shard_grads[:n]
 
     def _gather_logits(self, T, B):
-        xs, _, _, shards, ws = self._last
+        _, _, _, shards, ws = self._last
         V = self.cfg.vocab_size
         out = np.zeros((T, B, V), self.dtype)
         for (b0, b1), w in zip(shards, ws):

@@ -138,7 +138,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     """
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH = G * H
-    xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
+    xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, _rec = _carve(ws, cell, L, T, S, H, V)
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
         _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
@@ -216,7 +216,7 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     """
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH, N = G * H, T * (b1 - b0)
-    xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
+    xp, h, xin, act, dgh, hn, c, tc, probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
     dgx = xp
     dh_rec, dc, carry = rec[0], rec[1], rec[2]
     dh_rec_t = rec[3].reshape((H, S))
@@ -233,7 +233,7 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     np.dot(probs, Wd.T, dx.reshape((N, H)))
     for k in range(L - 1, -1, -1):
         D = V if k == 0 else H
-        Wx, Wh, bx, bh = _layer_weights(params, offs, k, D, H, GH)
+        Wx, Wh, _bx, _bh = _layer_weights(params, offs, k, D, H, GH)
         gWx, gWh, gbx, gbh = _layer_weights(grads, offs, k, D, H, GH)
         if drop.shape[0] != 0:
             for t in range(T):

@@ -6,9 +6,9 @@ import reference as ref
 from conftest import CELLS, random_batch, random_model, random_state
 
 from charrnn import kernels as K
+from charrnn.cells import init_params
 from charrnn.config import ModelConfig
 from charrnn.export import state_dict
-from charrnn.cells import init_params
 from charrnn.model import Model
 
 CASES = [(cell, L) for cell in CELLS for L in (1, 2, 3)] + [("rnn-relu", 2)]
