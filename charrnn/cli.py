@@ -13,11 +13,37 @@ import sys
 
 import click
 
-from .config import TrainConfig
+from .config import ModelConfig, SampleConfig, TrainConfig, flag
 from .errors import CharrnnError
 from .fileio import write_bytes
 
 STOPPING = ("max_steps", "epochs", "time_limit")  # when to stop; may change on --resume
+MODEL_OPTIONS = [f.name for f in dataclasses.fields(ModelConfig) if "help" in f.metadata]
+
+
+def config_options(cls, exclude=()):
+    """Click options for every field of a config declared with config.option: the flag, default,
+    choices and help come from there."""
+    def decorate(command):
+        for f in reversed([f for f in dataclasses.fields(cls)
+                           if "help" in f.metadata and f.name not in exclude]):
+            command = _click_option(f)(command)
+        return command
+    return decorate
+
+
+def _field(cls, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _click_option(f: dataclasses.Field):
+    kinds = [k.strip() for k in str(f.type).split("|")]
+    help, choices = f.metadata["help"], f.metadata["choices"]
+    if kinds[0] == "bool":
+        return click.option(flag(f), f.name, is_flag=True, help=help)
+    kind = click.Choice(choices) if choices else {"int": int, "float": float, "str": str}[kinds[0]]
+    return click.option(flag(f), f.name, type=kind, default=f.default,
+                        show_default=f.default is not None, help=help)
 
 
 class _Group(click.Group):
@@ -70,57 +96,10 @@ def cli(debug):
 
 @cli.command()
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True))
-@click.option("--model", "cell", type=click.Choice(["rnn", "gru", "lstm"]), default="lstm",
-              show_default=True, help="Recurrent cell.")
-@click.option("--hidden", type=int, default=128, show_default=True, help="Hidden size per layer.")
-@click.option("--layers", type=int, default=2, show_default=True, help="Stacked layers.")
-@click.option("--dropout", type=float, default=0.0, show_default=True,
-              help="Dropout on every layer's output (training only).")
-@click.option("--activation", type=click.Choice(["tanh", "relu"]), default="tanh",
-              show_default=True, help="Vanilla RNN nonlinearity.")
-@click.option("--seq-len", type=int, default=50, show_default=True, help="BPTT window length.")
-@click.option("--batch-size", type=int, default=50, show_default=True, help="Parallel rows.")
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "rmsprop"]),
-              default="adam", show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Learning rate.")
-@click.option("--momentum", type=float, default=None,
-              help="Momentum for sgd (default 0.9) and rmsprop (default 0).")
-@click.option("--nesterov", is_flag=True, help="Nesterov momentum (sgd).")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--grad-clip", type=float, default=5.0, show_default=True,
-              help="Clip gradients at this global norm (0: off).")
-@click.option("--clip-mode", type=click.Choice(["norm", "value"]), default="norm",
-              show_default=True, help="Clip the global norm, or every element.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "step", "cosine"]),
-              default="constant", show_default=True)
-@click.option("--warmup-steps", type=int, default=0, show_default=True)
-@click.option("--lr-decay", type=float, default=0.97, show_default=True,
-              help="Per-epoch factor for --lr-schedule step.")
-@click.option("--lr-decay-after", type=int, default=10, show_default=True,
-              help="First epoch that decays, for --lr-schedule step.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps.")
-@click.option("--epochs", type=float, default=None, help="Stop after this many epochs "
-              "(default 10 when no --max-steps or --time-limit is given).")
-@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
-              help="The last part of the text held out for validation.")
-@click.option("--val-max-chars", type=int, default=1_000_000, show_default=True,
-              help="Validate on at most this many characters of the held-out part.")
-@click.option("--eval-every", type=int, default=200, show_default=True,
-              help="Validate (and write last.npz) every N steps.")
-@click.option("--checkpoint-every", type=int, default=0, show_default=True,
-              help="Also write last.npz every N steps (0: only at validations).")
-@click.option("--checkpoint-interval", type=float, default=None,
-              help="Also write last.npz every this many seconds.")
-@click.option("--keep", type=int, default=0, show_default=True,
-              help="Also keep numbered checkpoints ckpt-<step>.npz, the K newest.")
+@config_options(ModelConfig)
+@config_options(TrainConfig)
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: checkpoints/<corpus name>].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None,
-              help="Worker threads [default: every core this process may use].")
-@click.option("--encoding", type=click.Choice(["utf-8", "bytes"]), default="utf-8",
-              show_default=True, help="Read the corpus as UTF-8 characters or raw bytes.")
 @click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Continue the run in --checkpoint-dir (or from PATH) exactly where it stopped.")
 @click.option("--sample-every", type=int, default=0, show_default=True,
@@ -133,8 +112,8 @@ def cli(debug):
               help="Data-parallel over MPI ranks: launch with `mpiexec -n R`; --batch-size is the "
               "global batch, split evenly across the ranks.")
 @click.pass_context
-def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir, resume, quiet,
-          sample_every, sample_length, distributed, overwrite, **options):
+def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_length, distributed,
+          overwrite, **options):
     """Train a model on CORPUS (default: the bundled tinyshakespeare).
 
     \b
@@ -152,16 +131,14 @@ def train(ctx, corpus, cell, hidden, layers, dropout, activation, checkpoint_dir
     def explicit(name):
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
+    model_opts = {k: options.pop(k) for k in MODEL_OPTIONS}
     given = {k: v for k, v in options.items() if explicit(k)}
     if resume is not None:
-        model_opts = {"cell": cell, "hidden": hidden, "layers": layers, "dropout": dropout,
-                      "activation": activation}
         _check_resume_model(corpus, checkpoint_dir, resume,
                             {k: v for k, v in model_opts.items() if explicit(k)})
     config = None if resume is not None and not given else _train_config(options, given, resume,
                                                                         checkpoint_dir, corpus)
-    result = run_train(corpus, config, cell=cell, hidden=hidden, layers=layers, dropout=dropout,
-                       activation=activation, checkpoint_dir=checkpoint_dir,
+    result = run_train(corpus, config, **model_opts, checkpoint_dir=checkpoint_dir,
                        resume=(True if resume == "" else resume), overwrite=overwrite,
                        progress=not quiet,
                        sample_every=sample_every, sample_length=sample_length, on_start=announce,
@@ -187,8 +164,9 @@ def _check_resume_model(corpus, checkpoint_dir, resume, given: dict) -> None:
     from .train import saved_model_config
 
     saved = saved_model_config(corpus, checkpoint_dir, resume)
-    diff = [f"--{'model' if k == 'cell' else k} {getattr(saved, k)} -> {v}"
-            for k, v in given.items() if getattr(saved, k) != v]
+    flags = {f.name: flag(f) for f in dataclasses.fields(ModelConfig)}
+    diff = [f"{flags[k]} {getattr(saved, k)} -> {v}" for k, v in given.items()
+            if getattr(saved, k) != v]
     if diff:
         raise CharrnnError("cannot resume with a different model: " + "; ".join(diff)
                            + " (leave the model options out, or start a new --checkpoint-dir)")
@@ -208,15 +186,11 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
 
 @cli.command()
 @click.argument("checkpoint", required=False)
-@click.option("--temp", "temps", default="0.8", show_default=True,
-              help="Sampling temperature, 0 for greedy; a list like 0.5,1.0 compares several.")
-@click.option("--length", type=int, default=500, show_default=True, help="Characters to generate.")
+@click.option("--temp", "temps", default=str(SampleConfig.temperature), show_default=True,
+              help=_field(SampleConfig, "temperature").metadata["help"])
+@config_options(SampleConfig, exclude=("temperature",))  # --temp takes a list
 @click.option("--prime", default=None, help="Text to start from (printed first).")
 @click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
-@click.option("--top-k", type=int, default=0, show_default=True,
-              help="Sample among the k most likely (0: all).")
-@click.option("--top-p", type=float, default=1.0, show_default=True,
-              help="Nucleus sampling threshold.")
 @click.option("--num-samples", type=int, default=1, show_default=True,
               help="Samples per temperature, generated together (sample k uses seed + k).")
 @click.option("--threads", type=int, default=None,

@@ -15,6 +15,22 @@ from .errors import CharrnnError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
+CLIP_MODES = ("norm", "value")
+ACTIVATIONS = ("tanh", "relu")
+ENCODINGS = ("utf-8", "bytes")
+
+
+def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None):
+    """A config field declared together with its command-line option: the default, the help
+    text, the choices and (if not --<field-name>) the flag. cli.py builds the options from these,
+    so each fact is written here once."""
+    return dataclasses.field(default=default,
+                             metadata={"help": help, "choices": choices, "flag": flag})
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The command-line flag of a config field."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -38,16 +54,16 @@ class ModelConfig:
     """
 
     vocab_size: int
-    cell: str = "lstm"
-    hidden: int = 128
-    layers: int = 2
-    dropout: float = 0.0
-    activation: str = "tanh"
+    cell: str = option("lstm", "Recurrent cell.", choices=tuple(CELLS), flag="--model")
+    hidden: int = option(128, "Hidden size per layer.")
+    layers: int = option(2, "Stacked layers.")
+    dropout: float = option(0.0, "Dropout on every layer's output (training only).")
+    activation: str = option("tanh", "Vanilla RNN nonlinearity.", choices=ACTIVATIONS)
 
     def __post_init__(self):
         check_types(self)
         check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}")
-        check(self.activation in ("tanh", "relu"),
+        check(self.activation in ACTIVATIONS,
               f"--activation must be tanh or relu, got {self.activation!r}")
         check(self.vocab_size >= 1, f"vocabulary size must be >= 1, got {self.vocab_size}")
         check(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
@@ -64,31 +80,39 @@ class ModelConfig:
 class TrainConfig:
     """How to train. Every field has a CLI option of the same name (underscores become dashes)."""
 
-    seq_len: int = 50
-    batch_size: int = 50
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    momentum: float | None = None  # None: 0.9 for sgd, 0 for rmsprop
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
-    clip_mode: str = "norm"
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    lr_decay: float = 0.97
-    lr_decay_after: int = 10
-    max_steps: int | None = None
-    epochs: float | None = None
-    time_limit: float | None = None
-    val_fraction: float = 0.1
-    val_max_chars: int = 1_000_000
-    eval_every: int = 200
-    checkpoint_every: int = 0
-    checkpoint_interval: float | None = None
-    keep: int = 0
-    seed: int = 0
-    encoding: str = "utf-8"
-    threads: int | None = None  # worker threads; None: every core this process may use
+    seq_len: int = option(50, "BPTT window length.")
+    batch_size: int = option(50, "Parallel rows.")
+    optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = option(2e-3, "Learning rate.")
+    momentum: float | None = option(None, "Momentum for sgd (default 0.9) and rmsprop "
+                                    "(default 0).")
+    nesterov: bool = option(False, "Nesterov momentum (sgd).")
+    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw).")
+    grad_clip: float = option(5.0, "Clip gradients at this global norm (0: off).")
+    clip_mode: str = option("norm", "Clip the global norm, or every element.",
+                            choices=CLIP_MODES)
+    lr_schedule: str = option("constant", "Learning-rate schedule.", choices=SCHEDULES)
+    warmup_steps: int = option(0, "Linear warm-up steps.")
+    lr_decay: float = option(0.97, "Per-epoch factor for --lr-schedule step.")
+    lr_decay_after: int = option(10, "First epoch that decays, for --lr-schedule step.")
+    max_steps: int | None = option(None, "Stop after this many steps.")
+    epochs: float | None = option(None, "Stop after this many epochs (default 10 when no "
+                                  "--max-steps or --time-limit is given).")
+    time_limit: float | None = option(None, "Stop after this many seconds.")
+    val_fraction: float = option(0.1, "The last part of the text held out for validation.")
+    val_max_chars: int = option(1_000_000, "Validate on at most this many characters of the "
+                                "held-out part.")
+    eval_every: int = option(200, "Validate (and write last.npz) every N steps.")
+    checkpoint_every: int = option(0, "Also write last.npz every N steps (0: only at "
+                                   "validations).")
+    checkpoint_interval: float | None = option(None, "Also write last.npz every this many "
+                                               "seconds.")
+    keep: int = option(0, "Also keep numbered checkpoints ckpt-<step>.npz, the K newest.")
+    seed: int = option(0, "Random seed (initialisation, dropout).")
+    encoding: str = option("utf-8", "Read the corpus as UTF-8 characters or raw bytes.",
+                           choices=ENCODINGS)
+    threads: int | None = option(None, "Worker threads [default: every core this process may "
+                                 "use].")
 
     def __post_init__(self):
         check_types(self)
@@ -103,7 +127,7 @@ class TrainConfig:
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
         check(self.grad_clip >= 0,
               f"--grad-clip must be >= 0 (0 turns it off), got {self.grad_clip}")
-        check(self.clip_mode in ("norm", "value"),
+        check(self.clip_mode in CLIP_MODES,
               f"--clip-mode must be norm or value, got {self.clip_mode!r}")
         check(self.lr_schedule in SCHEDULES,
               f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
@@ -127,8 +151,32 @@ class TrainConfig:
         check(self.keep >= 0, f"--keep must be >= 0, got {self.keep}")
         check(self.threads is None or self.threads >= 1,
               f"--threads must be >= 1, got {self.threads}")
-        check(self.encoding in ("utf-8", "bytes"),
+        check(self.encoding in ENCODINGS,
               f"--encoding must be utf-8 or bytes, got {self.encoding!r}")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How to sample (see sample.sample_chunks). Sampling functions take these values one by one;
+    their defaults and the CLI's come from here, and check_sampling builds one to check them."""
+
+    length: int = option(500, "Characters to generate.")
+    temperature: float = option(0.8, "Sampling temperature, 0 for greedy; a list like 0.5,1.0 "
+                                "compares several.", flag="--temp")
+    top_k: int = option(0, "Sample among the k most likely (0: all).")
+    top_p: float = option(1.0, "Nucleus sampling threshold.")
+
+    def __post_init__(self):
+        for name in ("length", "top_k", "temperature", "top_p"):
+            value, integer = getattr(self, name), name in ("length", "top_k")
+            ok = isinstance(value, numbers.Integral if integer else numbers.Real)
+            check(ok and not isinstance(value, bool),
+                  f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+        check(self.length >= 0, f"--length must be >= 0, got {self.length}")
+        check(self.temperature >= 0 and math.isfinite(self.temperature),
+              f"--temp must be > 0, or 0 for greedy, got {self.temperature}")
+        check(self.top_k >= 0, f"--top-k must be >= 0 (0: off), got {self.top_k}")
+        check(0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}")
 
 
 def _is(value, kind: str) -> bool:

@@ -13,6 +13,7 @@ from . import stack
 from . import threads as workers
 from .cells import CELLS, init_params, num_params, param_offsets, views
 from .config import ModelConfig
+from .config import SampleConfig as S
 from .sample import sample as sample_text
 
 
@@ -169,8 +170,8 @@ class Model:
             out[:, :, b0:b1] = h[:, 1:]
         return out
 
-    def sample(self, length: int = 500, temperature: float = 0.8, prime=None, seed=None,
-               top_k: int = 0, top_p: float = 1.0) -> str:
+    def sample(self, length: int = S.length, temperature: float = S.temperature, prime=None,
+               seed=None, top_k: int = S.top_k, top_p: float = S.top_p) -> str:
         """Generated text, prime included; see charrnn.sample.sample_chunks."""
         return sample_text(self, length, temperature, prime, seed, top_k, top_p)
 

@@ -8,20 +8,20 @@ This module reads a model's params, cfg and vocab and imports nothing of model.p
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import kernels as K
 from . import threads as workers
 from .cells import CELLS, param_offsets
+from .config import SampleConfig as S
 from .errors import CharrnnError
 
 CHUNK = 64  # characters per compiled call: small enough to stream, large enough to be cheap
 
 
-def sample_chunks(model, length: int = 500, temperature: float = 0.8, prime: str | None = None,
-                  seed: int | None = None, top_k: int = 0, top_p: float = 1.0):
+def sample_chunks(model, length: int = S.length, temperature: float = S.temperature,
+                  prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
+                  top_p: float = S.top_p):
     """An iterator over generated text in chunks (the prime first, if any). The options and the
     prime are checked when it is called, before anything is generated.
 
@@ -89,33 +89,22 @@ def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
         yield vocab.decode(out[:n])
 
 
-def sample(model, length: int = 500, temperature: float = 0.8, prime: str | None = None,
-           seed: int | None = None, top_k: int = 0, top_p: float = 1.0) -> str:
+def sample(model, length: int = S.length, temperature: float = S.temperature,
+           prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
+           top_p: float = S.top_p) -> str:
     """Generated text as one string, prime included (see sample_chunks for the parameters)."""
     return "".join(sample_chunks(model, length, temperature, prime, seed, top_k, top_p))
 
 
 def check_sampling(length: int, temperature: float, top_k: int, top_p: float) -> None:
     """Raise CharrnnError for out-of-range or mistyped sampling options."""
-    for name, value, kind in (("length", length, int), ("top_k", top_k, int),
-                              ("temperature", temperature, float), ("top_p", top_p, float)):
-        ok = isinstance(value, numbers.Integral if kind is int else numbers.Real)
-        if not ok or isinstance(value, bool):
-            raise CharrnnError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
-                               f"got {value!r}")
-    if length < 0:
-        raise CharrnnError(f"--length must be >= 0, got {length}")
-    if not temperature >= 0:
-        raise CharrnnError(f"--temp must be > 0, or 0 for greedy, got {temperature}")
-    if top_k < 0:
-        raise CharrnnError(f"--top-k must be >= 0 (0: off), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise CharrnnError(f"--top-p must be in (0, 1], got {top_p}")
+    S(length, temperature, top_k, top_p)
 
 
-def sample_many(model, num_samples: int, length: int = 500, temperature: float = 0.8,
-                prime: str | None = None, seed: int | None = None, top_k: int = 0,
-                top_p: float = 1.0, threads: int | None = None) -> list[str]:
+def sample_many(model, num_samples: int, length: int = S.length,
+                temperature: float = S.temperature,
+                prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
+                top_p: float = S.top_p, threads: int | None = None) -> list[str]:
     """num_samples samples advanced together, each with the prime in front.
 
     Sample k equals ``sample(model, ..., seed=seed + k)`` up to float32 rounding (the batched

@@ -73,8 +73,9 @@ def default_run_dir(corpus) -> Path:
 
 
 @mpi.when_distributed  # hook: distributed=True runs this as one rank of an MPI job
-def train(corpus=None, config: TrainConfig | None = None, *, cell: str = "lstm",
-          hidden: int = 128, layers: int = 2, dropout: float = 0.0, activation: str = "tanh",
+def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelConfig.cell,
+          hidden: int = ModelConfig.hidden, layers: int = ModelConfig.layers,
+          dropout: float = ModelConfig.dropout, activation: str = ModelConfig.activation,
           checkpoint_dir=None, resume=None, overwrite: bool = False, progress: bool = True,
           sample_every: int = 0,
           sample_length: int = 200, on_start=None, distributed: bool = False) -> TrainResult:
