@@ -20,6 +20,7 @@ import numpy as np
 
 from .data import Vocab
 from .errors import CharrnnError
+from .fileio import write_bytes, write_file
 
 CHUNK = 8 << 20  # bytes per read: peak memory is a few times this
 HEAD = 1 << 20    # bytes hashed for the cache key
@@ -55,12 +56,43 @@ def load_corpus(path, encoding: str = "utf-8", cache_dir=None) -> Corpus:
     folder = _cache_folder(path, cache_dir)
     stem = f"{Path(path).name}.{key}"
     meta_path, ids_path = folder / f"{stem}.json", folder / f"{stem}.ids"
-    if not (meta_path.is_file() and ids_path.is_file()):
-        _encode_to_cache(path, encoding, meta_path, ids_path)
-    meta = json.loads(meta_path.read_text())
-    vocab = Vocab(meta["vocab"])
+    for attempt in range(2):
+        meta = _read_cache(meta_path, ids_path)
+        ids = _map_ids(ids_path, meta) if meta is not None else None
+        if ids is not None:
+            return Corpus(ids, Vocab(meta["vocab"]), path, meta["hash"])
+        if attempt == 0:  # missing, or damaged (truncated, garbled, half-written): rebuild once
+            _encode_to_cache(path, encoding, meta_path, ids_path)
+    raise CharrnnError(f"{path}: the corpus cache in {folder} was changed while it was being "
+                       "written; run the command again")
+
+
+def _map_ids(ids_path: Path, meta: dict):
+    """The ids memory-mapped, or None if one lies past the vocabulary (a garbled cache).
+
+    One pass (well under a second per GB): an id past the vocabulary would index out of bounds
+    in the compiled kernels, so the cache is checked rather than trusted.
+    """
     ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["chars"],))
-    return Corpus(ids, vocab, path, meta["hash"])
+    return ids if int(ids.max()) < len(meta["vocab"]) else None
+
+
+def _read_cache(meta_path: Path, ids_path: Path):
+    """The cache's metadata if both files are whole and agree with each other, else None.
+
+    Checked before mapping, so a truncated ids file is rebuilt instead of failing in mmap.
+    """
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        itemsize = np.dtype(meta["dtype"]).itemsize
+        whole = (meta["version"] == CACHE_VERSION and isinstance(meta["chars"], int)
+                 and isinstance(meta["vocab"], list) and isinstance(meta["hash"], str)
+                 and meta["dtype"] in ("uint8", "uint16", "uint32")
+                 and meta["chars"] > 0 and len(meta["vocab"]) > 0
+                 and ids_path.stat().st_size == meta["chars"] * itemsize)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if whole else None
 
 
 def _stat(path: str):
@@ -132,22 +164,16 @@ def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) 
     vocab = Vocab(sorted(chr(c) for c in seen))
     table = np.zeros(max(seen) + 1, dtype=vocab.dtype)
     table[sorted(seen)] = np.arange(len(vocab), dtype=vocab.dtype)
-    tmp = ids_path.with_name(ids_path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as out:
-            for text, _ in _chunks(path, encoding):
-                if text:
-                    out.write(table[_codes(text)].tobytes())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, ids_path)
-        meta = {"version": CACHE_VERSION, "vocab": vocab.chars, "chars": n,
-                "dtype": np.dtype(vocab.dtype).name, "hash": h.hexdigest(), "source": path}
-        meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
-        meta_tmp.write_text(json.dumps(meta))
-        os.replace(meta_tmp, meta_path)
-    except OSError as e:
-        raise CharrnnError(f"cannot write the corpus cache {ids_path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # Each file goes to a private temporary and is renamed into place (fileio.write_file), the
+    # ids before the metadata that vouches for them: two first runs racing on one corpus both
+    # succeed, and a reader never maps a half-written file.
+    def write_ids(out):
+        for text, _ in _chunks(path, encoding):
+            if text:
+                out.write(table[_codes(text)].tobytes())
+
+    meta = {"version": CACHE_VERSION, "vocab": vocab.chars, "chars": n,
+            "dtype": np.dtype(vocab.dtype).name, "hash": h.hexdigest(), "source": path}
+    hint = "free some space, then run again"
+    write_file(ids_path, write_ids, hint)
+    write_bytes(meta_path, json.dumps(meta).encode(), hint)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +135,59 @@ def test_corpus_cache_is_reused_and_invalidated(tmp_path):
     p.write_text("xyz" * 100)
     c = corpus_mod.load_corpus(p)
     assert c.vocab.chars == ["x", "y", "z"] and c.hash != a.hash
+
+
+@pytest.mark.parametrize("damage", ["truncate ids", "empty ids", "garble json", "half json",
+                                    "wrong count", "no ids", "ids past the vocabulary"])
+def test_damaged_corpus_cache_is_rebuilt(tmp_path, damage):
+    p = tmp_path / "c.txt"
+    p.write_text("hello world\n" * 300)
+    corpus_mod.load_corpus(p)
+    (ids,) = (tmp_path / ".charrnn-cache").glob("*.ids")
+    (meta,) = (tmp_path / ".charrnn-cache").glob("*.json")
+    if damage == "truncate ids":
+        ids.write_bytes(ids.read_bytes()[:100])
+    elif damage == "empty ids":
+        ids.write_bytes(b"")
+    elif damage == "garble json":
+        meta.write_bytes(b"\x00\xff not json")
+    elif damage == "half json":
+        meta.write_text(meta.read_text()[:20])
+    elif damage == "wrong count":
+        meta.write_text(meta.read_text().replace('"chars": 3600', '"chars": 9000'))
+    elif damage == "no ids":
+        ids.unlink()
+    else:
+        ids.write_bytes(b"\xff" * 3600)
+    c = corpus_mod.load_corpus(p)  # never "mmap length is greater than file size"
+    assert c.vocab.decode(c.ids) == p.read_text()
+    assert ids.stat().st_size == 3600
+
+
+def _load_in_child(path, barrier, out):
+    barrier.wait()
+    try:
+        c = corpus_mod.load_corpus(path)
+        out.put(c.vocab.decode(c.ids) == Path(path).read_text())
+    except Exception as e:  # noqa: BLE001 -- any failure is reported to the parent
+        out.put(repr(e))
+
+
+def test_first_runs_racing_on_one_corpus_both_succeed(tmp_path, monkeypatch):
+    import multiprocessing as mp
+    p = tmp_path / "c.txt"
+    p.write_text("the quick brown fox\n" * 20000)
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_load_in_child, args=(str(p), barrier, out)) for _ in range(4)]
+    for q in procs:
+        q.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for q in procs:
+        q.join(60)
+    assert results == [True] * 4
+    left = sorted(f.name for f in (tmp_path / ".charrnn-cache").iterdir())
+    assert len(left) == 2 and not any(n.startswith(".tmp-") for n in left)
 
 
 def test_streaming_encoder_across_chunk_boundaries(tmp_path, monkeypatch):
