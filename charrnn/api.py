@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, from_dict
-from .data import Vocab
+from .data import END, Vocab
 from .errors import CharrnnError, check_path
 from .model import Model
 
@@ -90,4 +90,7 @@ def info(path=None) -> dict:
         "train_seconds": prog.get("seconds"), "best_val_loss": best,
         "best_val_bits_per_char": None if best is None else best / math.log(2),
         "corpus": meta.get("corpus", {}).get("path"), "train_options": meta.get("train", {}),
+        "records": bool(meta.get("train", {}).get("records")),
+        "num_records": meta.get("corpus", {}).get("records"),
+        "end_index": meta["vocab"].index(END) if END in meta["vocab"] else None,
     }

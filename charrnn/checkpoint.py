@@ -124,7 +124,8 @@ def _validate_sections(path: str, meta: dict) -> None:
     for key, kind in SECTIONS.items():
         if not isinstance(meta.get(key), kind):
             raise bad(f"no valid {key!r} section")
-    if not all(isinstance(c, str) and c for c in meta["vocab"]):
+    # one character each; records models also hold END, the empty string
+    if not all(isinstance(c, str) and len(c) <= 1 for c in meta["vocab"]):
         raise bad("the vocabulary is not a list of characters")
     for key, kind in PROGRESS.items():
         value = meta["progress"].get(key)

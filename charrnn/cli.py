@@ -144,10 +144,12 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
                        sample_every=sample_every, sample_length=sample_length, on_start=announce,
                        distributed=distributed)
     if not quiet and (not distributed or _mpi_rank() == 0):  # hook: rank 0 alone reports
-        click.echo(f"{result.stopped} at step {result.step}: best validation loss "
+        why = " (no better validation within --patience validations)" \
+            if result.stopped == "stopped early" else ""
+        click.echo(f"{result.stopped} at step {result.step}{why}: best validation loss "
                    f"{result.best_val_loss:.4f} nats/char "
-                   f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char); "
-                   f"checkpoints in {result.run_dir}", err=True)
+                   f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char) at step "
+                   f"{result.best_step}, in {result.run_dir / 'best.npz'}", err=True)
     if result.signal is not None:  # saved; now exit as a signal-stopped program does (130, 143)
         ctx.exit(128 + result.signal)
 
@@ -197,13 +199,19 @@ def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig
               help="Worker threads for many samples [default: every core this process may use].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of stdout.")
-def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output):
+@click.option("--novel", is_flag=True,
+              help="Records models: print only samples that are not lines of the training corpus "
+                   "(a count goes to stderr).")
+def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
+           novel):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
     Example:
       charrnn sample checkpoints/tinyshakespeare --temp 0.8 --prime "ROMEO:" --length 300
       charrnn sample --temp 0.5,1.0 --num-samples 2 --seed 1
+      charrnn sample checkpoints/names --num-samples 20 --novel   # a records model
+    A records model prints whole records (the prime is their beginning), one per line.
     """
     from .api import load, resolve_checkpoint
     from .sample import check_sampling, prime_ids, sample_chunks, sample_many
@@ -221,6 +229,12 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     model = load(checkpoint)
     encoding = model.vocab.encoding
     prime_ids(model.vocab, prime)  # checks the prime before anything compiles or prints
+    if model.vocab.end is not None:
+        return _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p,
+                               threads, output, novel)
+    if novel:
+        raise CharrnnError("--novel is for records models (trained with --records); this model "
+                           "generates running text")
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
     if num_samples == 1:  # one stream per temperature: streamed as it is generated
         streams = [sample_chunks(model, length, t, prime, seed, top_k, top_p)
@@ -243,6 +257,30 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         click.echo(f"wrote {output}", err=True)
     elif not text.endswith("\n"):  # end the text so the shell prompt starts on its own line
         out("\n")
+
+
+def _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p, threads,
+                    output, novel):
+    """Records: num_samples whole records per temperature, one per line."""
+    from .jit import SAMPLE_MANY, notice
+    from .records import known_records
+    from .sample import sample_many
+
+    known = known_records(model.meta["corpus"]["path"], model.vocab.encoding) if novel else None
+    notice(SAMPLE_MANY, lambda m: click.echo(m, err=True))
+    texts = [s for t in temperatures for s in sample_many(
+        model, num_samples, length, t, prime, seed, top_k, top_p, threads)]
+    if novel:
+        new = [s for s in texts if s not in known]
+        click.echo(f"{len(new)} of {len(texts)} samples are new (not lines of "
+                   f"{model.meta['corpus']['path']})", err=True)
+        texts = new
+    text = "".join(s + "\n" for s in texts)
+    if output:
+        _write_atomic(output, text, model.vocab.encoding)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        _text_writer(model.vocab.encoding)(text)
 
 
 def _parse_temps(temps: str) -> list[float]:
@@ -360,6 +398,11 @@ def info(checkpoint, as_json):
         "best validation: " + ("none yet" if bpc is None else
                                f"{d['best_val_loss']:.4f} nats/char, {bpc:.4f} bits/char"),
         f"corpus:          {d['corpus']}",
+    ]
+    if d["records"]:
+        lines.append(f"records mode:    {d['num_records']:,} records; the end symbol is id "
+                     f"{d['end_index']} (the empty string in the vocabulary)")
+    lines += [
         "options:         " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
                                        d["train_options"].items() if v is not None),
     ]

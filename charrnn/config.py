@@ -14,7 +14,7 @@ from .cells import CELLS
 from .errors import CharrnnError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("auto", "constant", "linear", "cosine", "step")
 CLIP_MODES = ("norm", "value")
 ACTIVATIONS = ("tanh", "relu")
 ENCODINGS = ("utf-8", "bytes")
@@ -91,7 +91,11 @@ class TrainConfig:
     grad_clip: float = option(5.0, "Clip gradients at this global norm (0: off).")
     clip_mode: str = option("norm", "Clip the global norm, or every element.",
                             choices=CLIP_MODES)
-    lr_schedule: str = option("constant", "Learning-rate schedule.", choices=SCHEDULES)
+    lr_schedule: str = option("auto", "Learning-rate schedule. auto: with --time-limit, decay "
+                              "linearly to zero when the budget ends (the end estimated from the "
+                              "speed of the first steps); otherwise constant. linear, cosine: to "
+                              "zero at --max-steps or --epochs. step: x --lr-decay per epoch.",
+                              choices=SCHEDULES)
     warmup_steps: int = option(0, "Linear warm-up steps.")
     lr_decay: float = option(0.97, "Per-epoch factor for --lr-schedule step.")
     lr_decay_after: int = option(10, "First epoch that decays, for --lr-schedule step.")
@@ -99,6 +103,8 @@ class TrainConfig:
     epochs: float | None = option(None, "Stop after this many epochs (default 10 when no "
                                   "--max-steps or --time-limit is given).")
     time_limit: float | None = option(None, "Stop after this many seconds.")
+    patience: int = option(0, "Stop when validation has not improved for N validations in a row "
+                           "(0: never); best.npz is the result.")
     val_fraction: float = option(0.1, "The last part of the text held out for validation.")
     val_max_chars: int = option(1_000_000, "Validate on at most this many characters of the "
                                 "held-out part.")
@@ -109,6 +115,10 @@ class TrainConfig:
                                                "seconds.")
     keep: int = option(0, "Also keep numbered checkpoints ckpt-<step>.npz, the K newest.")
     seed: int = option(0, "Random seed (initialisation, dropout).")
+    records: bool = option(False, "Records mode: each non-empty line is one example (a name, a "
+                           "title), read from the initial state and ended by an end symbol; "
+                           "batches hold --batch-size whole lines (--seq-len is not used) and a "
+                           "random --val-fraction of the lines validates.")
     encoding: str = option("utf-8", "Read the corpus as UTF-8 characters or raw bytes.",
                            choices=ENCODINGS)
     threads: int | None = option(None, "Worker threads [default: every core this process may "
@@ -131,6 +141,7 @@ class TrainConfig:
               f"--clip-mode must be norm or value, got {self.clip_mode!r}")
         check(self.lr_schedule in SCHEDULES,
               f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         check(self.lr_decay_after >= 0, f"--lr-decay-after must be >= 0, got {self.lr_decay_after}")

@@ -24,7 +24,7 @@ from .fileio import write_bytes, write_file
 
 CHUNK = 8 << 20  # bytes per read: peak memory is a few times this
 HEAD = 1 << 20    # bytes hashed for the cache key
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a leading byte-order mark is dropped
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,8 @@ def _chunks(path: str, encoding: str):
                 at = offset - pending + e.start
                 raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {at}; "
                                    "fix the file or use --encoding bytes") from None
+            if offset == 0 and text.startswith("\ufeff") and encoding != "bytes":
+                text = text[1:]  # a UTF-8 byte-order mark is not a character of the text
             yield text, raw
             offset += len(raw)
             if final:
@@ -161,6 +163,9 @@ def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) 
             # bincount over code points: one linear pass (np.unique sorts, ~3x slower here).
             seen.update(np.flatnonzero(np.bincount(_codes(text))).tolist())
             n += len(text)
+    if not n:
+        raise CharrnnError(f"{path}: the file has no characters (only a byte-order mark); give a "
+                           "text file with some characters in it")
     vocab = Vocab(sorted(chr(c) for c in seen))
     table = np.zeros(max(seen) + 1, dtype=vocab.dtype)
     table[sorted(seen)] = np.arange(len(vocab), dtype=vocab.dtype)

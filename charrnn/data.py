@@ -15,6 +15,9 @@ import numpy as np
 
 from .errors import CharrnnError
 
+END = ""      # records mode's end-of-record symbol: a vocabulary entry no text contains
+IGNORE = -1   # a target that is not predicted (padding after a record); it adds no loss
+
 
 def read_text(path, encoding: str = "utf-8") -> str:
     """Read a corpus file as one string.
@@ -53,7 +56,7 @@ def read_text(path, encoding: str = "utf-8") -> str:
         raise CharrnnError(f"{path}: looks like a binary file (NUL byte at offset {off}); "
                            "use a text file, or --encoding bytes to model raw bytes")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is no character
     except UnicodeDecodeError as e:
         raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}; "
                            "fix the file or use --encoding bytes") from None
@@ -65,7 +68,8 @@ class Vocab:
     Parameters
     ----------
     chars : sequence of str
-        The distinct characters (single-character strings), in id order.
+        The distinct characters (single-character strings), in id order. A records model's
+        vocabulary also holds END (the empty string), the end-of-record symbol.
     encoding : {"utf-8", "bytes"}
         How the corpus was read: "bytes" models see each byte as one character (U+0000-U+00FF).
     """
@@ -75,6 +79,7 @@ class Vocab:
         self.index = {ch: i for i, ch in enumerate(self.chars)}
         if len(self.index) != len(self.chars):
             raise CharrnnError("vocabulary has repeated characters")
+        self.end = self.index.get(END)  # END's id in a records model, else None
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:
@@ -115,9 +120,10 @@ class Vocab:
             text = "".join(c for c in text if c not in drop)
         # A lookup table over code points turns the whole text into ids in one numpy pass.
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        table = np.zeros(max(ord(c) for c in self.chars) + 1, dtype=self.dtype)
+        table = np.zeros(max(ord(c) for c in self.chars if c) + 1, dtype=self.dtype)
         for i, ch in enumerate(self.chars):
-            table[ord(ch)] = i
+            if ch != END:
+                table[ord(ch)] = i
         return table[codes] if codes.size else np.zeros(0, self.dtype)
 
     def decode(self, ids) -> str:

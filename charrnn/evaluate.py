@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .data import Vocab
 from .errors import CharrnnError
 
 
@@ -87,14 +88,32 @@ def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
         Window length; affects speed only, not the result.
     skip_unknown : bool
         Drop characters the model has never seen instead of raising CharrnnError.
+
+    A records model reads each non-empty line as one record from the initial state and predicts
+    its characters and its end; `chars` is then the number of predictions (characters + ends).
     """
     if not isinstance(text, str):
         raise CharrnnError(f"text must be a str, got {type(text).__name__}; for a file use "
                            "charrnn.evaluate_file")
     if model.vocab is None:
         raise CharrnnError("the model has no vocabulary: load it with charrnn.load(...)")
+    if model.vocab.end is not None:
+        return _evaluate_records(model, Vocab.from_text(text), None, text, batch_size,
+                                 skip_unknown, "text")
     ids = model.vocab.encode(text, skip_unknown=skip_unknown)
     return evaluate_ids(model, ids, batch_size, seq_len)
+
+
+def _evaluate_records(model, vocab, ids, text, batch_size, skip_unknown, where, on_start=None):
+    """evaluate()'s records path: the lines of a text (or of corpus ids in `vocab`)."""
+    from . import records
+
+    if ids is None:
+        ids = vocab.encode(text)
+    recs, _, _ = records.from_corpus(ids, vocab.chars, where, model.vocab, skip_unknown)
+    if on_start is not None:
+        on_start()
+    return records.evaluate(model, recs, batch_size)
 
 
 class _Remapped:
@@ -118,6 +137,9 @@ def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
     from .corpus import load_corpus
 
     corpus = load_corpus(path, model.vocab.encoding)
+    if model.vocab.end is not None:
+        return _evaluate_records(model, corpus.vocab, corpus.ids, None, batch_size, skip_unknown,
+                                 path, on_start)
     missing = model.vocab.unknown("".join(corpus.vocab.chars))
     if missing and not skip_unknown:
         shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")

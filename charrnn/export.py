@@ -38,6 +38,8 @@ def export(model, path) -> None:
     arrays = state_dict(model)
     arrays["vocab"] = np.frombuffer(json.dumps(model.vocab.chars).encode(), np.uint8)
     arrays["config"] = np.frombuffer(json.dumps(to_dict(model.cfg)).encode(), np.uint8)
+    if model.vocab.end is not None:  # records model: the end symbol's index ("" in vocab)
+        arrays["end_index"] = np.array(model.vocab.end, np.int64)
     write_file(path, lambda f: np.savez(f, **arrays))
 
 

@@ -14,6 +14,7 @@ from . import threads as workers
 from .cells import CELLS, init_params, num_params, param_offsets, views
 from .config import ModelConfig
 from .config import SampleConfig as S
+from .data import IGNORE
 from .sample import sample as sample_text
 
 
@@ -78,7 +79,8 @@ class Model:
         x : int array (T, B)
             Input ids.
         y : int array (T, B), optional
-            Target ids.
+            Target ids; data.IGNORE (-1) marks padding, which is not predicted (the loss is the
+            mean over the other targets).
         state : tuple (h, c) of (L, B, H) arrays, optional
             Initial state (default zeros); not modified.
         train : bool
@@ -93,7 +95,7 @@ class Model:
         cfg = self.cfg
         x = self._ids(x, "x")
         T, B = x.shape
-        yy = self._ids(y, "y", x.shape) if y is not None else np.zeros((0, B), np.int32)
+        yy = self._ids(y, "y", x.shape, IGNORE) if y is not None else np.zeros((0, B), np.int32)
         h0, c0 = state if state is not None else self.zero_state(B)
         h0 = np.ascontiguousarray(h0, self.dtype)  # (L, B, H)
         c0 = np.ascontiguousarray(c0, self.dtype)  # (L, B, H)
@@ -114,7 +116,12 @@ class Model:
         self._last = (x, yy, drop, shards, ws)
         if y is None:
             return self._gather_logits(T, B), (hT, cT)
-        return float(sum(sums)) / (T * B), (hT, cT)
+        return float(sum(sums)) / self.predictions(yy), (hT, cT)
+
+    @staticmethod
+    def predictions(y) -> int:
+        """Targets that count in the loss: all but padding (at least 1, so a mean is defined)."""
+        return max(1, y.size - int(np.count_nonzero(y == IGNORE)))
 
     def backward(self, x=None, want_state_grad: bool = False):
         """Gradients of the last forward's mean loss, written into self.grads.
@@ -130,13 +137,13 @@ class Model:
             raise ValueError(f"backward for x of shape {np.shape(x)} after a forward of "
                              f"{xs.shape}")
         cfg = self.cfg
-        T, B = xs.shape
+        _, B = xs.shape
         L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
         code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
         dh0 = np.zeros((L, B, H), self.dtype)
         dc0 = np.zeros((L, B, H), self.dtype)
         grads = [self.grads] + self._grad_buffers(len(shards) - 1)
-        scale = self.dtype.type(1.0 / (T * B))
+        scale = self.dtype.type(1.0 / self.predictions(yy))
 
         def task(i, b0, b1):
             return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
@@ -177,13 +184,13 @@ class Model:
 
     # -- buffers ---------------------------------------------------------------------------------
 
-    def _ids(self, a, name, shape=None):
+    def _ids(self, a, name, shape=None, lowest=0):
         a = np.ascontiguousarray(a, dtype=np.int32)
         if a.ndim != 2 or (shape is not None and a.shape != shape):
             raise ValueError(f"{name} must be (T, B) ids{'' if shape is None else f' {shape}'}, "
                              f"got shape {a.shape}")
-        if a.size and (a.min() < 0 or a.max() >= self.cfg.vocab_size):
-            raise ValueError(f"{name} has ids outside [0, {self.cfg.vocab_size})")
+        if a.size and (a.min() < lowest or a.max() >= self.cfg.vocab_size):
+            raise ValueError(f"{name} has ids outside [{lowest}, {self.cfg.vocab_size})")
         return a
 
     def _masks(self, T, B, rng):

@@ -78,11 +78,14 @@ def clip_gradients(grads: np.ndarray, limit: float, mode: str = "norm") -> float
     return norm
 
 
-def learning_rate(tc: TrainConfig, step: int, epoch: float, total_steps: int | None) -> float:
+def learning_rate(tc: TrainConfig, step: int, epoch: float, total_steps: int | None,
+                  plan: tuple[int, int] | None = None) -> float:
     """Learning rate for optimizer step `step` (counted from 0) at `epoch` (fractional).
 
     constant: lr. step: char-rnn's decay, lr * lr_decay ** (whole epochs past lr_decay_after).
-    cosine: from lr down to 0 over total_steps (constant if the run has no step budget).
+    linear, cosine: from lr down to 0 over total_steps (constant if the run has no step budget).
+    auto: lr until plan = (start, end) is known, then linearly down to 0 from step start to step
+    end (train.py plans the end of a --time-limit run from its measured speed; no plan: constant).
     A linear warm-up over warmup_steps multiplies any of them.
     """
     lr = tc.lr
@@ -91,6 +94,11 @@ def learning_rate(tc: TrainConfig, step: int, epoch: float, total_steps: int | N
         lr *= tc.lr_decay ** max(0, int(epoch) - max(tc.lr_decay_after, 1) + 1)
     elif tc.lr_schedule == "cosine" and total_steps:
         lr *= 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    elif tc.lr_schedule == "linear" and total_steps:
+        lr *= 1.0 - min(step, total_steps) / total_steps
+    elif tc.lr_schedule == "auto" and plan is not None:
+        start, end = plan
+        lr *= min(1.0, max(0.0, (end - step) / max(end - start, 1)))
     if tc.warmup_steps and step < tc.warmup_steps:
         lr *= (step + 1) / tc.warmup_steps
     return lr

@@ -4,6 +4,8 @@ One stream runs matrix-vector products (kernels.generate); K streams run togethe
 matrix-matrix products (kernels.generate_batch), split across worker threads, so K samples cost
 far less than K times one. Stream k draws from its own generator seeded with seed + k, the same
 one a single sample with seed + k uses, so a seed reproduces the whole output.
+A records model (its vocabulary has data.END) starts every sample at the beginning of a record
+(END, then the prime) and ends it at the first END it draws, or after `length` characters.
 This module reads a model's params, cfg and vocab and imports nothing of model.py.
 """
 from __future__ import annotations
@@ -35,7 +37,8 @@ def sample_chunks(model, length: int = S.length, temperature: float = S.temperat
         Logits are divided by it; 0 picks the most likely character every time.
     prime : str, optional
         Text to warm the state with; it is yielded first. Default: a newline if the vocabulary
-        has one, else the first character of the vocabulary (not yielded).
+        has one, else the first character of the vocabulary (not yielded). For a records model,
+        the beginning of the record (default: none).
     seed : int, optional
         Seed for reproducible output.
     top_k : int
@@ -57,14 +60,15 @@ def prime_ids(vocab, prime) -> np.ndarray:
                            "Model(..., vocab=charrnn.Vocab(characters))")
     if prime is not None and not isinstance(prime, str):
         raise CharrnnError(f"prime must be a str, got {prime!r}")
+    start = [] if vocab.end is None else [vocab.end]  # a record begins after END
     if prime:
         prime = vocab.from_user(prime)
         missing = vocab.unknown(prime)
         if missing:
             raise CharrnnError("--prime has characters not in the model's vocabulary: "
                                + ", ".join(repr(c) for c in missing))
-        return vocab.encode(prime).astype(np.int64)
-    return np.array([vocab.index.get("\n", 0)], np.int64)
+        return np.concatenate([start, vocab.encode(prime)]).astype(np.int64)
+    return np.array(start or [vocab.index.get("\n", 0)], np.int64)
 
 
 def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
@@ -86,7 +90,10 @@ def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
         K.generate(out[:n], hs, cs, params, offs, x, rng.random(n), code, relu, cfg.hidden,
                    cfg.vocab_size, float(temperature), int(top_k), float(top_p))
         x = int(out[n - 1])
-        yield vocab.decode(out[:n])
+        ended = _until_end(out[:n], vocab.end)
+        yield vocab.decode(ended)
+        if len(ended) < n:  # the record ended
+            return
 
 
 def sample(model, length: int = S.length, temperature: float = S.temperature,
@@ -121,7 +128,15 @@ def sample_many(model, num_samples: int, length: int = S.length,
     workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)
                  for s0, s1 in shards])
     head = prime or ""
-    return [head + model.vocab.decode(row) for row in out]
+    return [head + model.vocab.decode(_until_end(row, model.vocab.end)) for row in out]
+
+
+def _until_end(ids, end):
+    """ids up to (not including) the first END; all of them for a text model or no END."""
+    if end is None:
+        return ids
+    hits = np.flatnonzero(ids == end)
+    return ids[: hits[0]] if hits.size else ids
 
 
 def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p):
@@ -131,6 +146,7 @@ def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_
     params = np.ascontiguousarray(model.params, dtype=np.float32)
     offs = param_offsets(cfg)
     code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
+    end = model.vocab.end
 
     def run():
         n = s1 - s0
@@ -147,4 +163,7 @@ def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_
             K.generate_batch(buf[:, :m], hs, cs, params, offs, x, u, code, relu, cfg.hidden,
                              cfg.vocab_size, float(temperature), int(top_k), float(top_p))
             out[s0:s1, start:start + m] = buf[:, :m]
+            if end is not None and np.all(np.any(out[s0:s1, :start + m] == end, axis=1)):
+                out[s0:s1, start + m:] = end  # every record has ended: the rest is not needed
+                return
     return run

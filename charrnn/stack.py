@@ -187,19 +187,21 @@ def _dropout(xin_k, h_k, drop, k, b0):
 @njit(**KW)
 def _softmax_xent(probs, y, b0, S):
     """Softmax of logits rows (in place) and the summed cross-entropy of targets y[t, b0 + s]
-    (row n = t * S + s), accumulated in float64."""
+    (row n = t * S + s), accumulated in float64. A negative target (padding) adds nothing."""
     N, V = probs.shape
     total = 0.0
     for n in range(N):
         p = probs[n]
-        logit = p[y[n // S, b0 + n % S]]
+        target = y[n // S, b0 + n % S]
+        logit = p[max(target, 0)]
         m = p[0]
         for v in range(1, V):
             m = max(m, p[v])
         for v in range(V):  # no reduction in this loop, so it vectorizes
             p[v] = K.exp(p[v] - m)
         s = _sum(p)
-        total += math.log(s) + m - logit
+        if target >= 0:
+            total += math.log(s) + m - logit
         inv = 1.0 / s
         for v in range(V):
             p[v] *= inv
@@ -222,11 +224,13 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     dh_rec_t = rec[3].reshape((H, S))
     grads[:] = 0.0
     Wd = _mat(params, offs[4 * L], H, V)
-    for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place
+    for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place; 0 for padding
         p = probs[n]
+        target = y[n // S, b0 + n % S]
         for v in range(V):
-            p[v] *= scale
-        p[y[n // S, b0 + n % S]] -= scale
+            p[v] = p[v] * scale if target >= 0 else 0.0
+        if target >= 0:
+            p[target] -= scale
     top = xin[L - 1].reshape((N, H))
     np.dot(top.T, probs, _mat(grads, offs[4 * L], H, V))
     _column_sums(grads[offs[4 * L + 1]: offs[4 * L + 1] + V], probs)

@@ -18,9 +18,10 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import distributed as mpi
+from . import records as rec
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .corpus import load_corpus
-from .data import Batches, Vocab, require_windows, split
+from .data import IGNORE, Batches, Vocab, require_windows, split
 from .errors import CharrnnError, check_path
 from .evaluate import evaluate_ids
 from .model import Model
@@ -34,7 +35,7 @@ MAX_VOCAB = 65536
 # Everything else (stopping, evaluation and checkpoint cadence) may change.
 MUST_MATCH = ("seq_len", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
               "grad_clip", "clip_mode", "lr_schedule", "warmup_steps", "lr_decay",
-              "lr_decay_after", "val_fraction", "seed", "encoding")
+              "lr_decay_after", "val_fraction", "seed", "encoding", "records")
 
 
 @dataclass
@@ -46,8 +47,9 @@ class TrainResult:
     step: int
     best_val_loss: float
     last_val_loss: float
-    stopped: str  # "finished", "time limit", "interrupted"
+    stopped: str  # "finished", "time limit", "interrupted", "stopped early" (--patience)
     signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM), if any
+    best_step: int = 0  # the step of best.npz
 
 
 @dataclass
@@ -57,6 +59,9 @@ class _Progress:
     seconds: float = 0.0
     best_val_loss: float = math.inf
     last_val_loss: float = math.nan
+    best_step: int = 0
+    since_best: int = 0  # validations in a row without a new best (for --patience)
+    plan: tuple[int, int] | None = None  # --lr-schedule auto: (decay from step, to zero at step)
 
 
 def _default_corpus() -> Path:
@@ -136,18 +141,26 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     # hook: ranks take turns to build the corpus cache
     data = dist.in_turns(load_corpus, corpus, config.encoding) if dist else \
         load_corpus(corpus, config.encoding)
-    vocab = Vocab(data.vocab.chars, config.encoding)
+    if config.records:
+        if dist:
+            raise CharrnnError("--records does not run with --distributed yet; train it in one "
+                               "process")
+        batches, val_ids, vocab, corpus_id = _records_data(data, config, corpus)
+    else:
+        vocab = Vocab(data.vocab.chars, config.encoding)
     if len(vocab) > MAX_VOCAB:
         raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
                            f"{MAX_VOCAB:,} (the one-hot input and the output layer grow with the "
                            "vocabulary); use --encoding bytes for a 256-symbol vocabulary")
-    train_ids, val_ids = split(data.ids, config.val_fraction)
-    val_ids = val_ids[: config.val_max_chars]
-    require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
-    if len(val_ids) < 2:
-        raise CharrnnError(f"{corpus}: the validation part (--val-fraction {config.val_fraction}) "
-                           "has fewer than 2 characters; use a longer text or a larger fraction")
-    corpus_id = data.identity()
+    if not config.records:
+        train_ids, val_ids = split(data.ids, config.val_fraction)
+        val_ids = val_ids[: config.val_max_chars]
+        require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
+        if len(val_ids) < 2:
+            raise CharrnnError(f"{corpus}: the validation part (--val-fraction "
+                               f"{config.val_fraction}) has fewer than 2 characters; use a longer "
+                               "text or a larger fraction")
+        corpus_id = data.identity()
     if saved is None:
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
@@ -157,9 +170,9 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     model.threads = config.threads or (dist.default_threads() if dist else None)  # hook
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
-    # hook: a rank reads only its rows of each window
-    batches = dist.batches(train_ids, config.batch_size, config.seq_len) if dist else \
-        Batches(train_ids, config.batch_size, config.seq_len)
+    if not config.records:  # hook: a rank reads only its rows of each window
+        batches = dist.batches(train_ids, config.batch_size, config.seq_len) if dist else \
+            Batches(train_ids, config.batch_size, config.seq_len)
     run = _Run(model, config, batches, val_ids, run_dir, corpus_id, progress, dist)
     run.sample_every, run.sample_length = sample_every, sample_length
     if run.writes:
@@ -173,6 +186,19 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     if on_start is not None:
         on_start(model)
     return run.loop()
+
+
+def _records_data(data, config, corpus):
+    """Records mode's training batches, validation records, vocabulary and corpus identity."""
+    recs, vocab, _ = rec.from_corpus(data.ids, data.vocab.chars, corpus)
+    if len(recs) < 2:
+        what = "only one record" if len(recs) else "no records: every line is empty"
+        raise CharrnnError(f"{corpus}: {what}; records mode needs at least 2 non-empty lines "
+                           "(one of them validates)")
+    train_recs, val_recs = rec.split(recs, config.val_fraction, config.val_max_chars, config.seed)
+    vocab = Vocab(vocab.chars, config.encoding)
+    batches = rec.RecordBatches(train_recs, config.batch_size, config.seed, vocab.end)
+    return batches, val_recs, vocab, {**data.identity(), "records": len(recs)}
 
 
 class _Run:
@@ -197,6 +223,7 @@ class _Run:
         self.in_final_validation = False
         self.last_write = time.monotonic()
         self.sample_every, self.sample_length = 0, 200
+        self.eval_seconds, self.evals = 0.0, 0  # this invocation's validations, for the plan
 
     def _total_steps(self) -> int | None:
         c, w = self.cfg, self.batches.windows
@@ -211,9 +238,15 @@ class _Run:
     def restore(self, meta, arrays):
         """Continue exactly where a checkpoint left off."""
         p = meta["progress"]
+        plan = p.get("plan")
+        if plan is not None and meta["train"].get("time_limit") != self.cfg.time_limit:
+            plan = None  # a new time budget: plan its end afresh
         self.prog = _Progress(p["step"], p["chars_seen"], p["seconds"],
                               _num(p["best_val_loss"], math.inf),
-                              _num(p["last_val_loss"], math.nan))
+                              _num(p["last_val_loss"], math.nan), p.get("best_step", 0),
+                              p.get("since_best", 0), tuple(plan) if plan else None)
+        if plan:
+            self.total = min(plan[1], self.total or plan[1])
         self.opt.state["a"][:] = arrays["opt_a"]
         self.opt.state["b"][:] = arrays["opt_b"]
         self.opt.step_count = meta["optimizer"]["step_count"]
@@ -253,7 +286,8 @@ class _Run:
                   "continue with --resume", file=sys.stderr)
         return TrainResult(self.model, self.run_dir, self.prog.step, self.prog.best_val_loss,
                            self.prog.last_val_loss, stopped,
-                           self.stop_signal if stopped == "interrupted" else None)
+                           self.stop_signal if stopped == "interrupted" else None,
+                           self.prog.best_step)
 
     def _final_validation(self, log, val):
         """Clean ending (finished, time limit, Ctrl-C, SIGTERM): a final validation, put on the
@@ -280,6 +314,7 @@ class _Run:
         c = self.cfg
         t_start, seconds0 = time.perf_counter(), self.prog.seconds
         val = None
+        probe = None  # (time, step) after this invocation's first step: the speed for the plan
         while self.total is None or self.prog.step < self.total:
             time_up = c.time_limit is not None and time.perf_counter() - t_start >= c.time_limit
             interrupted = self.stop_signal is not None
@@ -290,11 +325,12 @@ class _Run:
             if interrupted:
                 return "interrupted", val
             t0 = time.perf_counter()
-            loss, lr = self._step()
+            loss, lr, chars = self._step()
             dt = time.perf_counter() - t0
             self.prog.seconds = seconds0 + time.perf_counter() - t_start
+            t_eval = time.perf_counter()
             val = self._maybe_evaluate()
-            speed = self.batches.batch_size * self.batches.seq_len / max(dt, 1e-9)
+            speed = chars / max(dt, 1e-9)
             row = [self.prog.step, f"{self.epoch:.4f}", f"{loss:.6f}",
                    "" if val is None else f"{val:.6f}", f"{lr:.6g}", f"{speed:.0f}",
                    f"{self.prog.seconds:.3f}"]
@@ -302,10 +338,54 @@ class _Run:
             if self._checkpoint_due(val is not None):
                 log.flush()  # the log on disk never lags behind a checkpoint
                 self.checkpoint()
+            if val is not None:  # validation and its checkpoint, timed for the plan
+                self.eval_seconds += time.perf_counter() - t_eval
+                self.evals += 1
+            if probe is None:
+                probe = (time.perf_counter(), self.prog.step, self.eval_seconds)
+            elif self._plan_due(probe):
+                self._plan(probe, c.time_limit - (time.perf_counter() - t_start))
+                bar.set_total(self.total)
             bar.update(self.prog.step, self.epoch, loss, self.prog.last_val_loss, speed)
             if self.sample_every and self.prog.step % self.sample_every == 0:
                 bar.write(self._sample_text())
+            if val is not None and c.patience and self.prog.since_best >= c.patience:
+                return "stopped early", val
         return "finished", val
+
+    # -- the budget's plan (--lr-schedule auto with --time-limit) ----------------------------------
+
+    def _plan_due(self, probe) -> bool:
+        c = self.cfg
+        if c.lr_schedule != "auto" or c.time_limit is None or self.prog.plan is not None:
+            return False
+        # Measure for 3% of the budget (at least 2 s and 10 steps): long enough to average out
+        # the first steps' noise, short enough that the constant-rate start costs little.
+        due = time.perf_counter() - probe[0] >= max(2.0, 0.03 * c.time_limit) and \
+            self.prog.step - probe[1] >= 10
+        if self.dist:  # hook: the ranks plan at the same step
+            due, = self.dist.any(due)
+        return due
+
+    def _plan(self, probe, remaining: float):
+        """Fix the step at which the learning rate reaches zero: the steps that fit in the rest of
+        the budget at the measured speed, validations included, less a 3% margin. The plan is a
+        pair of step numbers saved in the checkpoint, so a resumed run follows it exactly."""
+        c, b = self.cfg, self.batches
+        now, step = time.perf_counter(), self.prog.step
+        step_s = max(now - probe[0] - (self.eval_seconds - probe[2]), 1e-9) / \
+            max(step - probe[1], 1)
+        if self.evals:
+            eval_s = self.eval_seconds / self.evals
+        else:  # a forward pass over the validation text: about a third of a training step's work
+            val_chars = self.val_ids.predictions if c.records else len(self.val_ids)
+            eval_s = val_chars / (b.batch_size * b.seq_len) * step_s / 3
+        per_step = step_s + eval_s / c.eval_every
+        end = step + max(1, int(0.97 * max(remaining, 0.0) / per_step))
+        if self.dist:  # hook: rank 0's estimate, so that every rank follows one schedule
+            end = self.dist.exchange(end)[0]
+        self.prog.plan = (step, end)
+        self.total = min(end, self.total or end)
 
     def _sample_text(self) -> str:
         from .sample import sample
@@ -318,10 +398,14 @@ class _Run:
         return self.prog.step / self.batches.windows
 
     def _step(self):
-        """One optimizer step on the next window; returns (loss, lr)."""
+        """One optimizer step on the next window; returns (loss, lr, characters predicted)."""
         c, b = self.cfg, self.batches
         w = self.prog.step % b.windows
-        x, y = b.window(w)
+        if c.records:  # whole records, each from the initial state
+            x, y = b.window(w, self.prog.step // b.windows)
+            self.state = self.model.zero_state(x.shape[1])
+        else:
+            x, y = b.window(w)
         if w == 0:  # a new epoch starts from a zero state, as in char-rnn
             self.state = self.model.zero_state(x.shape[1])
         loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng)
@@ -332,14 +416,16 @@ class _Run:
             raise CharrnnError(
                 f"training diverged at step {self.prog.step + 1} (loss {loss}, gradient norm "
                 f"{norm}); {self._kept()}; lower --lr or --grad-clip")
-        lr = learning_rate(c, self.prog.step, self.epoch, self.total)
+        lr = learning_rate(c, self.prog.step, self.epoch, self.total, self.prog.plan)
         self.opt.step(self.model.params, self.model.grads, lr)
         self.state = state
         self.prog.step += 1
-        self.prog.chars_seen += b.batch_size * b.seq_len
+        # the predictions of the whole (global, under MPI) batch; records leave out the padding
+        chars = int(np.count_nonzero(y != IGNORE)) if c.records else b.batch_size * b.seq_len
+        self.prog.chars_seen += chars
         if self.dist:  # hook: every so often, check that the ranks still agree
             self.dist.after_step(self.model.params, self.prog.step)
-        return loss, lr
+        return loss, lr, chars
 
     def _maybe_evaluate(self):
         last = self.total is not None and self.prog.step == self.total
@@ -348,12 +434,18 @@ class _Run:
         return None
 
     def _evaluate_and_keep_best(self) -> float:
-        evaluate = self.dist.evaluate if self.dist else evaluate_ids  # hook: rows split, reduced
-        val = evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
+        if self.cfg.records:
+            val = rec.evaluate(self.model, self.val_ids, self.cfg.batch_size)
+        else:
+            evaluate = self.dist.evaluate if self.dist else evaluate_ids  # hook: rows split
+            val = evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
         self.prog.last_val_loss = val.nats_per_char
         if val.nats_per_char < self.prog.best_val_loss:
             self.prog.best_val_loss = val.nats_per_char
+            self.prog.best_step, self.prog.since_best = self.prog.step, 0
             self.save("best.npz")
+        else:
+            self.prog.since_best += 1
         return val.nats_per_char
 
     # -- checkpoints and signals -------------------------------------------------------------------
@@ -397,7 +489,9 @@ class _Run:
             "progress": {"step": p.step, "epoch": self.epoch,
                          "window": p.step % self.batches.windows, "chars_seen": p.chars_seen,
                          "seconds": p.seconds, "best_val_loss": _str(p.best_val_loss),
-                         "last_val_loss": _str(p.last_val_loss)},
+                         "last_val_loss": _str(p.last_val_loss), "best_step": p.best_step,
+                         "since_best": p.since_best,
+                         "plan": list(p.plan) if p.plan else None},
             "optimizer": {"kind": self.opt.kind, "step_count": self.opt.step_count},
             "rng": self.rng.bit_generator.state, "corpus": self.corpus_id,
         }
@@ -463,6 +557,11 @@ class _Bar:
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr, flush=True)
+
+    def set_total(self, total):
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def close(self):
         if self.bar is not None:

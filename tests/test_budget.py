@@ -1,0 +1,108 @@
+"""Training on a budget: the schedule that ends with --time-limit, and --patience."""
+import csv
+import importlib
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn.cli import cli
+from charrnn.config import TrainConfig
+from charrnn.optim import learning_rate
+
+train_mod = importlib.import_module("charrnn.train")  # the module (charrnn.train is the function)
+SMALL = {"hidden": 8, "layers": 1, "progress": False}
+
+
+def test_schedule_shapes():
+    auto = TrainConfig(lr=1.0)
+    assert auto.lr_schedule == "auto"
+    assert learning_rate(auto, 500, 3.0, None) == 1.0  # no plan yet: constant
+    plan = (10, 110)
+    got = [learning_rate(auto, s, 0, None, plan) for s in (0, 10, 60, 109, 110, 200)]
+    assert got == pytest.approx([1.0, 1.0, 0.5, 0.01, 0.0, 0.0])
+    linear = TrainConfig(lr=2.0, lr_schedule="linear")
+    assert [learning_rate(linear, s, 0, 100) for s in (0, 50, 100)] == pytest.approx([2, 1, 0])
+    assert learning_rate(linear, 50, 0, None) == 2.0  # no step budget: constant
+    warm = TrainConfig(lr=1.0, warmup_steps=4)
+    assert learning_rate(warm, 1, 0, None, (0, 100)) == pytest.approx(0.5 * 0.99)
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_time_limit_plans_the_decay_to_zero_and_resume_keeps_the_plan(tiny_corpus, tmp_path):
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50)
+    r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
+    meta = charrnn.load(tmp_path / "a" / "last.npz").meta
+    start, end = meta["progress"]["plan"]
+    assert 10 < start < end and r.step <= end
+    rows = _rows(tmp_path / "a")
+    for row in rows:  # every step's rate is the schedule's function of the step
+        step = int(row["step"])
+        assert float(row["lr"]) == pytest.approx(learning_rate(cfg, step - 1, 0, None, (start, end))
+                                                 if step - 1 >= start else cfg.lr, rel=1e-5)
+    if r.stopped == "finished":  # reached the planned end before the time ran out
+        assert r.step == end and float(rows[-1]["lr"]) < 0.01 * cfg.lr
+    # resumed with the same budget: the saved plan, not a new one
+    r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True, **SMALL)
+    assert charrnn.load(tmp_path / "a" / "last.npz").meta["progress"]["plan"] == [start, end]
+    assert r2.step <= end
+    # a new budget on resume plans afresh, from where the run is
+    cfg2 = TrainConfig(batch_size=2, seq_len=8, time_limit=2.5, eval_every=50)
+    r3 = charrnn.train(tiny_corpus, cfg2, checkpoint_dir=tmp_path / "b", **SMALL,
+                       resume=tmp_path / "a" / "last.npz")
+    new = charrnn.load(tmp_path / "b" / "last.npz").meta["progress"]["plan"]
+    assert new[0] > r2.step and r3.step <= new[1]
+
+
+def test_constant_schedule_makes_no_plan(tiny_corpus, tmp_path):
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=2.5, lr_schedule="constant")
+    charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
+    assert charrnn.load(tmp_path / "a" / "last.npz").meta["progress"]["plan"] is None
+    assert {float(r["lr"]) for r in _rows(tmp_path / "a")} == {cfg.lr}
+
+
+@pytest.fixture
+def scripted_validation(monkeypatch):
+    """Validation losses in a given order, one per validation."""
+    def script(losses):
+        it = iter(losses)
+        monkeypatch.setattr(train_mod, "evaluate_ids",
+                            lambda *a, **k: SimpleNamespace(nats_per_char=next(it)))
+    return script
+
+
+def test_patience_stops_and_best_is_the_result(tiny_corpus, tmp_path, scripted_validation):
+    scripted_validation([3.0, 2.0, 2.5, 2.1, 2.2, 1.0, 1.0])
+    cfg = TrainConfig(batch_size=2, seq_len=8, max_steps=7, eval_every=1, patience=3)
+    r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
+    assert (r.stopped, r.step, r.best_step, r.best_val_loss) == ("stopped early", 5, 2, 2.0)
+    assert charrnn.load(tmp_path / "a").meta["progress"]["step"] == 2  # best.npz
+    assert charrnn.load(tmp_path / "a" / "last.npz").meta["progress"]["since_best"] == 3
+
+
+def test_patience_counts_across_resume(tiny_corpus, tmp_path, scripted_validation):
+    scripted_validation([3.0, 2.0, 2.5, 2.6, 2.7])
+    cfg = TrainConfig(batch_size=2, seq_len=8, max_steps=3, eval_every=1, patience=2)
+    charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)  # ends: 1 since best
+    cfg = TrainConfig(batch_size=2, seq_len=8, max_steps=9, eval_every=1, patience=2)
+    r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", resume=True, **SMALL)
+    assert (r.stopped, r.step, r.best_step) == ("stopped early", 4, 2)
+
+
+def test_patience_from_the_cli(tiny_corpus, tmp_path, scripted_validation):
+    scripted_validation([3.0, 3.5, 3.6, 3.7])
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--hidden", "8", "--layers", "1",
+                                 "--batch-size", "2", "--seq-len", "8", "--eval-every", "1",
+                                 "--patience", "2", "--max-steps", "9",
+                                 "--checkpoint-dir", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped early at step 3 (no better validation within --patience")
+    assert "at step 1," in last and "best.npz" in last
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--patience", "-1"])
+    assert r.exit_code == 2 and "--patience must be >= 0" in r.stderr
