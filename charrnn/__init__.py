@@ -17,6 +17,7 @@ from .errors import CharrnnError
 from .evaluate import EvalResult, evaluate, evaluate_file
 from .export import export, from_state_dict, state_dict
 from .model import Model
+from .records import known_records
 from .sample import sample, sample_chunks, sample_many
 from .train import TrainResult, train
 
@@ -39,6 +40,7 @@ __all__ = [
     "export",
     "from_state_dict",
     "info",
+    "known_records",
     "load",
     "one_hot",
     "read_text",

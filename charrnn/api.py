@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, from_dict
+from .config import to_dict
 from .data import END, Vocab
 from .errors import CharrnnError, check_path
 from .model import Model
@@ -53,14 +53,14 @@ def load(path=None) -> Model:
     Returns
     -------
     Model
-        With `.vocab` set and `.meta` holding the checkpoint's metadata (configs, progress).
+        With `.vocab` set, `.record` the typed checkpoint (checkpoint.Record: configs,
+        progress, corpus) and `.meta` its metadata as sections of plain JSON values.
     """
     file = resolve_checkpoint(path)
-    meta, arrays = ckpt.load(file)
-    model = Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"],
-                  vocab=Vocab(meta["vocab"], meta["encoding"]))
-    model.meta = meta
-    model.path = file
+    record = ckpt.read(file)
+    model = Model(record.model, params=record.arrays["params"],
+                  vocab=Vocab(record.vocab, record.encoding))
+    model.record, model.meta, model.path = record, record.raw, file
     return model
 
 
@@ -76,21 +76,19 @@ def info(path=None) -> dict:
     from .cells import num_params
 
     file = resolve_checkpoint(path)
-    meta, _ = ckpt.load(file)
-    cfg = from_dict(ModelConfig, meta["model"])
-    prog = meta.get("progress", {})
-    best = prog.get("best_val_loss")
+    r = ckpt.read(file)
+    cfg, prog = r.model, r.progress
+    best = prog.best_val_loss
     return {
-        "checkpoint": str(file), "format_version": meta["format_version"], "cell": cfg.cell,
+        "checkpoint": str(file), "format_version": r.raw["format_version"], "cell": cfg.cell,
         "layers": cfg.layers, "hidden": cfg.hidden, "dropout": cfg.dropout,
         "activation": cfg.activation, "parameters": num_params(cfg),
-        "vocab_size": cfg.vocab_size, "vocab_preview": "".join(meta["vocab"][:80]),
-        "encoding": meta.get("encoding", "utf-8"), "steps": prog.get("step"),
-        "epoch": prog.get("epoch"), "chars_seen": prog.get("chars_seen"),
-        "train_seconds": prog.get("seconds"), "best_val_loss": best,
+        "vocab_size": cfg.vocab_size, "vocab_preview": "".join(r.vocab[:80]),
+        "encoding": r.encoding, "steps": prog.step, "epoch": prog.epoch,
+        "chars_seen": prog.chars_seen, "train_seconds": prog.seconds, "best_val_loss": best,
         "best_val_bits_per_char": None if best is None else best / math.log(2),
-        "corpus": meta.get("corpus", {}).get("path"), "train_options": meta.get("train", {}),
-        "records": bool(meta.get("train", {}).get("records")),
-        "num_records": meta.get("corpus", {}).get("records"),
-        "end_index": meta["vocab"].index(END) if END in meta["vocab"] else None,
+        "best_step": prog.best_step, "corpus": r.corpus.get("path"),
+        "train_options": to_dict(r.train), "records": r.train.records,
+        "num_records": r.corpus.get("records"),
+        "end_index": r.vocab.index(END) if END in r.vocab else None,
     }

@@ -16,16 +16,85 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .cells import num_params
-from .config import ModelConfig, from_dict
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import CharrnnError
 from .fileio import write_file
 
 FORMAT_VERSION = 1
 ARRAYS = ("params", "opt_a", "opt_b", "state_h", "state_c")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: what the checkpoint's "progress" section holds."""
+
+    step: int = 0
+    epoch: float = 0.0
+    window: int = 0
+    chars_seen: int = 0
+    seconds: float = 0.0
+    best_val_loss: float | None = None  # None until the first validation
+    last_val_loss: float | None = None
+    best_step: int = 0
+    since_best: int = 0  # validations in a row without a new best (--patience)
+    plan: tuple[int, int] | None = None  # --lr-schedule auto: decay from step, to zero at step
+
+
+@dataclass(frozen=True)
+class Record:
+    """A checkpoint, typed: what train writes and resumes from, and what info and load read.
+
+    The arrays (ARRAYS) are the flat parameters, the optimizer moments and the carried state.
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+    vocab: list
+    encoding: str
+    progress: Progress
+    optimizer_kind: str
+    optimizer_steps: int
+    rng: dict  # numpy PCG64 state
+    corpus: dict  # path, chars, hash (and records: their count)
+    arrays: dict = field(repr=False)
+    raw: dict = field(default=None, repr=False, compare=False)  # the metadata as read
+
+    def meta(self) -> dict:
+        """The metadata as JSON-ready sections (the file format)."""
+        p = asdict(self.progress)
+        p["plan"] = list(self.progress.plan) if self.progress.plan else None
+        return {"model": to_dict(self.model), "train": to_dict(self.train), "vocab": self.vocab,
+                "encoding": self.encoding, "progress": p,
+                "optimizer": {"kind": self.optimizer_kind, "step_count": self.optimizer_steps},
+                "rng": self.rng, "corpus": self.corpus}
+
+    @classmethod
+    def from_meta(cls, meta: dict, arrays: dict) -> Record:
+        """A validated checkpoint's sections as a Record (fields newer than the file default)."""
+        known = {f for f in Progress.__dataclass_fields__}
+        p = {k: v for k, v in meta["progress"].items() if k in known}
+        if p.get("plan") is not None:
+            p["plan"] = tuple(p["plan"])
+        return cls(from_dict(ModelConfig, meta["model"]), from_dict(TrainConfig, meta["train"]),
+                   list(meta["vocab"]), meta["encoding"], Progress(**p),
+                   meta["optimizer"]["kind"], meta["optimizer"]["step_count"], meta["rng"],
+                   meta["corpus"], arrays, meta)
+
+
+def write(path, record: Record) -> None:
+    """save() for a Record."""
+    save(path, record.meta(), record.arrays)
+
+
+def read(path) -> Record:
+    """load() as a Record."""
+    meta, arrays = load(path)
+    return Record.from_meta(meta, arrays)
 
 
 def save(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:

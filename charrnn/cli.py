@@ -13,9 +13,21 @@ import sys
 
 import click
 
+from .api import info as get_info
+from .api import load, resolve_checkpoint
 from .config import ModelConfig, SampleConfig, TrainConfig, flag
+from .demo import format_steps, hello
+from .distributed import launched_rank_and_size
 from .errors import CharrnnError
+from .evaluate import evaluate_file
+from .export import export as run_export
 from .fileio import write_bytes
+from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
+from .plot import plot_png, plot_text, read_metrics
+from .records import known_records
+from .sample import check_sampling, prime_ids, sample_chunks, sample_many
+from .train import resume_record
+from .train import train as run_train
 
 STOPPING = ("max_steps", "epochs", "time_limit")  # when to stop; may change on --resume
 MODEL_OPTIONS = [f.name for f in dataclasses.fields(ModelConfig) if "help" in f.metadata]
@@ -95,7 +107,7 @@ def cli(debug):
 
 
 @cli.command()
-@click.argument("corpus", required=False, type=click.Path(dir_okay=True))
+@click.argument("corpus", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @config_options(ModelConfig)
 @config_options(TrainConfig)
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
@@ -116,14 +128,18 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
           overwrite, **options):
     """Train a model on CORPUS (default: the bundled tinyshakespeare).
 
+    CORPUS is a text file, several (joined with a newline), a directory (every text file under
+    it, in sorted order) or - for standard input.
+
     \b
     Example:
       charrnn train input.txt --model gru --hidden 256 --time-limit 600
+      charrnn train names.txt --records --patience 5     # one name per line
+      cat notes/*.txt | charrnn train - --checkpoint-dir runs/notes
       mpiexec -n 2 charrnn train input.txt --distributed --batch-size 64
     Ctrl-C saves last.npz; continue with --resume.
     """
-    from .jit import SAMPLE, notice, train_kernels
-    from .train import train as run_train
+    corpus = list(corpus) or None
 
     def announce(model):
         names = train_kernels(model.cfg.cell) + (SAMPLE if sample_every else ())
@@ -133,13 +149,16 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
 
     model_opts = {k: options.pop(k) for k in MODEL_OPTIONS}
     given = {k: v for k, v in options.items() if explicit(k)}
-    if resume is not None:
-        _check_resume_model(corpus, checkpoint_dir, resume,
-                            {k: v for k, v in model_opts.items() if explicit(k)})
-    config = None if resume is not None and not given else _train_config(options, given, resume,
-                                                                        checkpoint_dir, corpus)
+    chosen = [flag(_field(ModelConfig, k)) for k in model_opts if explicit(k)]
+    if options.get("auto") and chosen:
+        raise CharrnnError(f"--auto chooses the model; leave out {', '.join(chosen)} (or drop "
+                           "--auto)")
+    saved = None if resume is None else resume_record(corpus, checkpoint_dir, resume)  # read once
+    if saved is not None:
+        _check_resume_model(saved, {k: v for k, v in model_opts.items() if explicit(k)})
+    config = None if saved is not None and not given else _train_config(options, given, saved)
     result = run_train(corpus, config, **model_opts, checkpoint_dir=checkpoint_dir,
-                       resume=(True if resume == "" else resume), overwrite=overwrite,
+                       resume=saved, overwrite=overwrite,
                        progress=not quiet,
                        sample_every=sample_every, sample_length=sample_length, on_start=announce,
                        distributed=distributed)
@@ -155,17 +174,12 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
 
 
 def _mpi_rank() -> int:
-    from .distributed import launched_rank_and_size
     return launched_rank_and_size()[0]
 
 
-def _check_resume_model(corpus, checkpoint_dir, resume, given: dict) -> None:
+def _check_resume_model(record, given: dict) -> None:
     """A resumed run keeps its model; model options given explicitly must agree with it."""
-    if not given:
-        return
-    from .train import saved_model_config
-
-    saved = saved_model_config(corpus, checkpoint_dir, resume)
+    saved = record.model
     flags = {f.name: flag(f) for f in dataclasses.fields(ModelConfig)}
     diff = [f"{flags[k]} {getattr(saved, k)} -> {v}" for k, v in given.items()
             if getattr(saved, k) != v]
@@ -174,13 +188,11 @@ def _check_resume_model(corpus, checkpoint_dir, resume, given: dict) -> None:
                            + " (leave the model options out, or start a new --checkpoint-dir)")
 
 
-def _train_config(options, given, resume, checkpoint_dir, corpus) -> TrainConfig:
+def _train_config(options, given, record) -> TrainConfig:
     """TrainConfig from the options; when resuming, the saved one with the given options over it."""
-    if resume is None:
+    if record is None:
         return TrainConfig(**options)
-    from .train import saved_train_config
-
-    saved = saved_train_config(corpus, checkpoint_dir, resume)
+    saved = record.train
     if any(k in given for k in STOPPING):  # new stopping options replace all the saved ones
         saved = dataclasses.replace(saved, **{k: None for k in STOPPING})
     return dataclasses.replace(saved, **given)
@@ -213,9 +225,6 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
       charrnn sample checkpoints/names --num-samples 20 --novel   # a records model
     A records model prints whole records (the prime is their beginning), one per line.
     """
-    from .api import load, resolve_checkpoint
-    from .sample import check_sampling, prime_ids, sample_chunks, sample_many
-
     temperatures = _parse_temps(temps)
     for t in temperatures:
         check_sampling(length, t, top_k, top_p)
@@ -242,7 +251,6 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     else:  # K streams advanced together (lazily, after the notice); sample k is seed + k's
         streams = ([text] for t in temperatures for text in sample_many(
             model, num_samples, length, t, prime, seed, top_k, top_p, threads))
-    from .jit import SAMPLE, SAMPLE_MANY, notice
     notice(SAMPLE if num_samples == 1 else SAMPLE_MANY, lambda m: click.echo(m, err=True))
     parts = []
     out = _collect(parts) if output else _text_writer(encoding)
@@ -262,9 +270,6 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
 def _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p, threads,
                     output, novel):
     """Records: num_samples whole records per temperature, one per line."""
-    from .jit import SAMPLE_MANY, notice
-    from .records import known_records
-    from .sample import sample_many
 
     known = known_records(model.meta["corpus"]["path"], model.vocab.encoding) if novel else None
     notice(SAMPLE_MANY, lambda m: click.echo(m, err=True))
@@ -329,16 +334,12 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, threads, as_json):
     Example:
       charrnn eval checkpoints/tinyshakespeare data/tinyshakespeare.txt --json
     """
-    from .api import load
-    from .evaluate import evaluate_file
-
     if batch_size < 1:
         raise CharrnnError(f"--batch-size must be >= 1, got {batch_size}")
     if threads is not None and threads < 1:
         raise CharrnnError(f"--threads must be >= 1, got {threads}")
     model = load(checkpoint)
     model.threads = threads
-    from .jit import forward_kernels, notice
     r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown,
                       on_start=lambda: notice(forward_kernels(model.cfg.cell),
                                               lambda m: click.echo(m, err=True)))
@@ -360,9 +361,6 @@ def export(checkpoint, out):
       charrnn export checkpoints/tinyshakespeare model.npz
     See the README for loading it into torch.nn.LSTM/GRU/RNN + nn.Linear.
     """
-    from .api import load
-    from .export import export as run_export
-
     model = load(checkpoint)
     run_export(model, out)
     click.echo(f"wrote {out} ({model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden}, "
@@ -379,8 +377,6 @@ def info(checkpoint, as_json):
     Example:
       charrnn info checkpoints/tinyshakespeare
     """
-    from .api import info as get_info
-
     d = get_info(checkpoint)
     if as_json:
         click.echo(json.dumps(d))
@@ -422,8 +418,6 @@ def plot(run_dir, output):
       charrnn plot checkpoints/tinyshakespeare -o loss.png
       charrnn plot checkpoints/tinyshakespeare          # text plot in the terminal
     """
-    from .plot import plot_png, plot_text, read_metrics
-
     metrics = read_metrics(run_dir)
     if metrics["skipped"]:
         click.echo(f"note: skipped {metrics['skipped']} unreadable rows of "
@@ -452,8 +446,6 @@ def demo_hello(word, hidden, steps, seed):
     Example:
       charrnn demo hello --word hello --hidden 3
     """
-    from .demo import format_steps, hello
-
     r = hello(word, hidden, steps, seed)
     v = r["vocab"]
     click.echo(f"vocabulary {v}; vanilla RNN, hidden size {hidden}; input {word[:-1]!r}, "

@@ -55,7 +55,7 @@ class ModelConfig:
 
     vocab_size: int
     cell: str = option("lstm", "Recurrent cell.", choices=tuple(CELLS), flag="--model")
-    hidden: int = option(128, "Hidden size per layer.")
+    hidden: int = option(256, "Hidden size per layer.")
     layers: int = option(2, "Stacked layers.")
     dropout: float = option(0.0, "Dropout on every layer's output (training only).")
     activation: str = option("tanh", "Vanilla RNN nonlinearity.", choices=ACTIVATIONS)
@@ -83,7 +83,7 @@ class TrainConfig:
     seq_len: int = option(50, "BPTT window length.")
     batch_size: int = option(50, "Parallel rows.")
     optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
-    lr: float = option(2e-3, "Learning rate.")
+    lr: float = option(3e-3, "Learning rate.")
     momentum: float | None = option(None, "Momentum for sgd (default 0.9) and rmsprop "
                                     "(default 0).")
     nesterov: bool = option(False, "Nesterov momentum (sgd).")
@@ -103,6 +103,9 @@ class TrainConfig:
     epochs: float | None = option(None, "Stop after this many epochs (default 10 when no "
                                   "--max-steps or --time-limit is given).")
     time_limit: float | None = option(None, "Stop after this many seconds.")
+    auto: bool = option(False, "Choose the model (LSTM size, dropout) for the --time-limit "
+                        "budget from a short speed probe of this machine; says what it chose "
+                        "and why.")
     patience: int = option(0, "Stop when validation has not improved for N validations in a row "
                            "(0: never); best.npz is the result.")
     val_fraction: float = option(0.1, "The last part of the text held out for validation.")
@@ -150,6 +153,8 @@ class TrainConfig:
         check(self.epochs is None or self.epochs > 0, f"--epochs must be > 0, got {self.epochs}")
         check(self.time_limit is None or self.time_limit > 0,
               f"--time-limit must be > 0 seconds, got {self.time_limit}")
+        check(not self.auto or self.time_limit is not None,
+              "--auto needs --time-limit: the budget it sizes the model for")
         check(0.0 < self.val_fraction <= 0.5,
               f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
         check(self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}")

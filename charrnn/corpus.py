@@ -53,7 +53,7 @@ def load_corpus(path, encoding: str = "utf-8", cache_dir=None) -> Corpus:
         head = f.read(HEAD)
     key = hashlib.blake2b(f"{CACHE_VERSION}|{encoding}|{st.st_size}|{st.st_mtime_ns}".encode()
                           + head, digest_size=8).hexdigest()
-    folder = _cache_folder(path, cache_dir)
+    folder = cache_folder(path, cache_dir)
     stem = f"{Path(path).name}.{key}"
     meta_path, ids_path = folder / f"{stem}.json", folder / f"{stem}.ids"
     for attempt in range(2):
@@ -107,7 +107,7 @@ def _stat(path: str):
     return st
 
 
-def _cache_folder(path: str, cache_dir) -> Path:
+def cache_folder(path: str, cache_dir) -> Path:
     candidates = [Path(cache_dir)] if cache_dir else [
         Path(path).resolve().parent / ".charrnn-cache",
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "charrnn"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from .errors import CharrnnError
 from .fileio import write_file
 from .rundir import METRICS
@@ -64,12 +65,15 @@ def _read_rows(path: Path) -> tuple[list, int]:
     return rows, skipped
 
 
-def _chars_per_step(run_dir: Path) -> int:
-    from . import checkpoint as ckpt
+def _chars_per_step(run_dir: Path) -> float:
+    """Characters per step: batch x window, or the average so far in records mode (whose
+    batches differ in length)."""
     for name in ("last.npz", "best.npz"):
         if (run_dir / name).is_file():
-            train = ckpt.load(run_dir / name)[0]["train"]
-            return train["batch_size"] * train["seq_len"]
+            r = ckpt.read(run_dir / name)
+            if r.train.records and r.progress.step:
+                return r.progress.chars_seen / r.progress.step
+            return r.train.batch_size * r.train.seq_len
     raise CharrnnError(f"{run_dir}: no last.npz to read the batch shape from")
 
 

@@ -40,9 +40,9 @@ class RunDir:
         if not found:
             return
         try:
-            p = ckpt.load(self.path / found[0])[0]["progress"]
-            best = p.get("best_val_loss")
-            what = (f"a run at step {p['step']:,}, best validation loss "
+            p = ckpt.read(self.path / found[0]).progress
+            best = p.best_val_loss
+            what = (f"a run at step {p.step:,}, best validation loss "
                     + ("none yet" if best is None else f"{float(best):.4f}"))
         except (CharrnnError, KeyError, TypeError, ValueError):
             what = f"a run ({found[0]})"

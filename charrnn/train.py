@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import budget, sources
 from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
-from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .config import ModelConfig, TrainConfig
 from .corpus import load_corpus
 from .data import IGNORE, Batches, Vocab, require_windows, split
 from .errors import CharrnnError, check_path
@@ -28,7 +29,9 @@ from .model import Model
 from .optim import Optimizer, clip_gradients, learning_rate
 from .rundir import MetricsLogError, RunDir
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
+# In a checkout, a symlink to data/tinyshakespeare.txt (the source of truth); a built wheel holds
+# the file itself, so the default corpus is there whichever way charrnn was installed.
+DEFAULT_CORPUS = Path(__file__).resolve().parent / "corpora" / "tinyshakespeare.txt"
 DEFAULT_EPOCHS = 10
 MAX_VOCAB = 65536
 # Options that change what the next steps compute: a resumed run must keep them.
@@ -66,15 +69,32 @@ class _Progress:
 
 def _default_corpus() -> Path:
     if not DEFAULT_CORPUS.is_file():
-        raise CharrnnError("no CORPUS given, and the bundled data/tinyshakespeare.txt is not here "
-                           "(charrnn was installed without its source checkout; use "
-                           "`pip install -e .` from a clone, or pass a text file)")
+        raise CharrnnError(f"no CORPUS given, and the bundled {DEFAULT_CORPUS} is missing "
+                           "(a damaged install: reinstall charrnn, or pass a text file)")
     return DEFAULT_CORPUS
 
 
 def default_run_dir(corpus) -> Path:
-    """checkpoints/<corpus stem>/ under the current directory."""
-    return Path("checkpoints") / Path(corpus).stem
+    """checkpoints/<corpus stem>/ under the current directory (the directory's name for a
+    directory, "stdin" for standard input, the first's for several)."""
+    return Path("checkpoints") / sources.run_name(corpus)
+
+
+def _sources(corpus) -> list[str]:
+    """The corpus argument checked and listed; the bundled corpus when there is none."""
+    if isinstance(corpus, (list, tuple)):
+        for item in corpus:
+            check_path(item, "each corpus")
+    elif corpus is not None:
+        check_path(corpus, "corpus")
+    items = sources.as_list(corpus)
+    return items or [str(_default_corpus())]
+
+
+def _label(items: list[str]) -> str:
+    """The corpus as error messages name it."""
+    shown = "standard input" if items[0] == sources.STDIN else items[0]
+    return shown if len(items) == 1 else f"{shown} (and {len(items) - 1} more)"
 
 
 @mpi.when_distributed  # hook: distributed=True runs this as one rank of an MPI job
@@ -122,25 +142,28 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     dist = mpi.current() if distributed else None  # hook: this rank's Group
     if dist and not dist.root:  # hook: rank 0 alone shows progress
         progress, on_start = False, None
-    if corpus is not None:
-        check_path(corpus, "corpus")
+    items = _sources(corpus)
     if checkpoint_dir is not None:
         check_path(checkpoint_dir, "checkpoint_dir")
     if config is not None and not isinstance(config, TrainConfig):
         raise CharrnnError(f"config must be a charrnn.TrainConfig, got {type(config).__name__}")
-    corpus = Path(corpus) if corpus is not None else _default_corpus()
-    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(items)
     saved = _load_resume(resume, run_dir)
     if saved is not None:
-        config = _resume_config(saved[0], config)
+        config = _resume_config(saved, config)
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
         if not overwrite:
             RunDir(run_dir).refuse_existing()
+    if dist and sources.STDIN in items:
+        raise CharrnnError("--distributed cannot read standard input (-): every rank reads the "
+                           "corpus itself; save the text to a file")
+    corpus = _label(items)
+    path = sources.gather(items, config.encoding)  # one file: several, a directory or stdin
     # hook: ranks take turns to build the corpus cache
-    data = dist.in_turns(load_corpus, corpus, config.encoding) if dist else \
-        load_corpus(corpus, config.encoding)
+    data = dist.in_turns(load_corpus, path, config.encoding) if dist else \
+        load_corpus(path, config.encoding)
     if config.records:
         if dist:
             raise CharrnnError("--records does not run with --distributed yet; train it in one "
@@ -162,10 +185,18 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                                "text or a larger fraction")
         corpus_id = data.identity()
     if saved is None:
+        if config.auto:  # the model sized for the budget, from this machine's measured speed
+            chars = batches.recs.predictions if config.records else len(train_ids)
+            choice = budget.choose(chars, config.time_limit, len(vocab), config.batch_size,
+                                   config.seq_len, config.threads)
+            cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
+                choice.dropout
+            if progress:
+                print(f"--auto: {choice.reason}", file=sys.stderr, flush=True)
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
     else:
-        _check_same_corpus(saved[0], corpus_id, corpus)
+        _check_same_corpus(saved, corpus_id, corpus)
         model = _model_from(saved, vocab)
     model.threads = config.threads or (dist.default_threads() if dist else None)  # hook
     if sample_every < 0 or sample_length < 1:
@@ -178,7 +209,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     if run.writes:
         run.dir.lock()
     if saved is not None:
-        run.restore(*saved)
+        run.restore(saved)
     elif run.writes:
         run.dir.start_fresh(overwrite)
     if dist:  # hook: the end of setup: same corpus and parameters everywhere
@@ -235,22 +266,20 @@ class _Run:
 
     # -- start / resume --------------------------------------------------------------------------
 
-    def restore(self, meta, arrays):
+    def restore(self, saved: ckpt.Record):
         """Continue exactly where a checkpoint left off."""
-        p = meta["progress"]
-        plan = p.get("plan")
-        if plan is not None and meta["train"].get("time_limit") != self.cfg.time_limit:
+        p, arrays = saved.progress, saved.arrays
+        plan = p.plan
+        if plan is not None and saved.train.time_limit != self.cfg.time_limit:
             plan = None  # a new time budget: plan its end afresh
-        self.prog = _Progress(p["step"], p["chars_seen"], p["seconds"],
-                              _num(p["best_val_loss"], math.inf),
-                              _num(p["last_val_loss"], math.nan), p.get("best_step", 0),
-                              p.get("since_best", 0), tuple(plan) if plan else None)
+        self.prog = _Progress(p.step, p.chars_seen, p.seconds, _num(p.best_val_loss, math.inf),
+                              _num(p.last_val_loss, math.nan), p.best_step, p.since_best, plan)
         if plan:
             self.total = min(plan[1], self.total or plan[1])
         self.opt.state["a"][:] = arrays["opt_a"]
         self.opt.state["b"][:] = arrays["opt_b"]
-        self.opt.step_count = meta["optimizer"]["step_count"]
-        self.rng.bit_generator.state = meta["rng"]
+        self.opt.step_count = saved.optimizer_steps
+        self.rng.bit_generator.state = saved.rng
         if arrays["state_h"].shape[1] == self.cfg.batch_size:
             self.state = (arrays["state_h"].copy(), arrays["state_c"].copy())
             if self.dist:  # hook: this rank's rows of the saved state
@@ -475,7 +504,7 @@ class _Run:
         if not last.exists():
             return "no checkpoint was written yet"
         try:
-            step = ckpt.load(last)[0]["progress"]["step"]
+            step = ckpt.read(last).progress.step
         except CharrnnError:
             return f"the last good checkpoint is kept in {self.run_dir}"
         return f"last.npz at step {step:,} is kept in {self.run_dir}"
@@ -483,23 +512,17 @@ class _Run:
     def save(self, name: str):
         """Write run_dir/name atomically with everything needed to resume."""
         p = self.prog
-        meta = {
-            "model": to_dict(self.model.cfg), "train": to_dict(self.cfg),
-            "vocab": self.model.vocab.chars, "encoding": self.model.vocab.encoding,
-            "progress": {"step": p.step, "epoch": self.epoch,
-                         "window": p.step % self.batches.windows, "chars_seen": p.chars_seen,
-                         "seconds": p.seconds, "best_val_loss": _str(p.best_val_loss),
-                         "last_val_loss": _str(p.last_val_loss), "best_step": p.best_step,
-                         "since_best": p.since_best,
-                         "plan": list(p.plan) if p.plan else None},
-            "optimizer": {"kind": self.opt.kind, "step_count": self.opt.step_count},
-            "rng": self.rng.bit_generator.state, "corpus": self.corpus_id,
-        }
-        arrays = {"params": self.model.params, "opt_a": self.opt.state["a"],
-                  "opt_b": self.opt.state["b"], "state_h": self.state[0], "state_c": self.state[1]}
+        record = ckpt.Record(
+            self.model.cfg, self.cfg, self.model.vocab.chars, self.model.vocab.encoding,
+            ckpt.Progress(p.step, self.epoch, p.step % self.batches.windows, p.chars_seen,
+                          p.seconds, _str(p.best_val_loss), _str(p.last_val_loss), p.best_step,
+                          p.since_best, p.plan),
+            self.opt.kind, self.opt.step_count, self.rng.bit_generator.state, self.corpus_id,
+            {"params": self.model.params, "opt_a": self.opt.state["a"],
+             "opt_b": self.opt.state["b"], "state_h": self.state[0], "state_c": self.state[1]})
         if self.dist:  # hook: the full state gathered, rank 0 writes, every rank learns the outcome
-            return self.dist.save(ckpt.save, self.run_dir / name, meta, arrays)
-        ckpt.save(self.run_dir / name, meta, arrays)
+            return self.dist.save(ckpt.save, self.run_dir / name, record.meta(), record.arrays)
+        ckpt.write(self.run_dir / name, record)
 
     def _install_signals(self):
         """Ctrl-C and SIGTERM finish the current step, then save and stop cleanly."""
@@ -570,57 +593,52 @@ class _Bar:
 
 # -- resume helpers --------------------------------------------------------------------------------
 
-def _load_resume(resume, run_dir: Path):
+def _load_resume(resume, run_dir: Path) -> ckpt.Record | None:
+    """The checkpoint a run continues from, read once: resume is None/False (a fresh run),
+    True or "" (run_dir's last.npz), a path (a file, or a run directory's last.npz) or a Record
+    already read (what the CLI passes, having read it for its checks)."""
     if resume is None or resume is False:
         return None
+    if isinstance(resume, ckpt.Record):
+        return resume
     path = run_dir / "last.npz" if resume is True or resume == "" else Path(resume)
     if path.is_dir():
         path = path / "last.npz"
     if not path.exists():
         raise CharrnnError(f"--resume: {path} does not exist; train without --resume first, or "
                            "give --checkpoint-dir of the run to continue")
-    return ckpt.load(path)
+    return ckpt.read(path)
 
 
-def _saved_meta(corpus, checkpoint_dir, resume) -> dict:
-    corpus = Path(corpus) if corpus is not None else _default_corpus()
-    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(corpus)
-    return _load_resume(True if resume in ("", True) else resume, run_dir)[0]
+def resume_record(corpus, checkpoint_dir, resume) -> ckpt.Record:
+    """The checkpoint that `train(corpus, checkpoint_dir=..., resume=resume)` would continue;
+    pass it back as `resume` so that it is read only once."""
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else \
+        default_run_dir(_sources(corpus))
+    return _load_resume(True if resume in ("", True) else resume, run_dir)
 
 
-def saved_train_config(corpus, checkpoint_dir, resume) -> TrainConfig:
-    """The TrainConfig stored in the checkpoint that `train(..., resume=resume)` would continue."""
-    return from_dict(TrainConfig, _saved_meta(corpus, checkpoint_dir, resume)["train"])
-
-
-def saved_model_config(corpus, checkpoint_dir, resume) -> ModelConfig:
-    """The ModelConfig of the checkpoint that `train(..., resume=resume)` would continue."""
-    return from_dict(ModelConfig, _saved_meta(corpus, checkpoint_dir, resume)["model"])
-
-
-def _resume_config(meta: dict, given: TrainConfig | None) -> TrainConfig:
-    saved = from_dict(TrainConfig, meta["train"])
+def _resume_config(saved: ckpt.Record, given: TrainConfig | None) -> TrainConfig:
     if given is None:
-        return saved
-    diff = [f"--{k.replace('_', '-')} {getattr(saved, k)} -> {getattr(given, k)}"
-            for k in MUST_MATCH if getattr(saved, k) != getattr(given, k)]
+        return saved.train
+    diff = [f"--{k.replace('_', '-')} {getattr(saved.train, k)} -> {getattr(given, k)}"
+            for k in MUST_MATCH if getattr(saved.train, k) != getattr(given, k)]
     if diff:
         raise CharrnnError("cannot resume with different options: " + "; ".join(diff)
                            + " (use the original options, or start a new --checkpoint-dir)")
     return given
 
 
-def _check_same_corpus(meta: dict, corpus_id: dict, corpus):
-    saved = meta.get("corpus", {})
+def _check_same_corpus(record: ckpt.Record, corpus_id: dict, corpus):
+    saved = record.corpus
     if saved.get("hash") != corpus_id["hash"]:
         raise CharrnnError(f"cannot resume: {corpus} differs from the corpus this run was trained "
                            f"on ({saved.get('path')}, {saved.get('chars')} characters; this one "
                            f"has {corpus_id['chars']})")
 
 
-def _model_from(saved, vocab) -> Model:
-    meta, arrays = saved
-    return Model(from_dict(ModelConfig, meta["model"]), params=arrays["params"], vocab=vocab)
+def _model_from(saved: ckpt.Record, vocab) -> Model:
+    return Model(saved.model, params=saved.arrays["params"], vocab=vocab)
 
 
 def _str(x: float):

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from charrnn.cli import cli
 from charrnn.config import ModelConfig
 from charrnn.model import Model
 
@@ -40,3 +42,23 @@ def tiny_corpus(tmp_path):
     p = tmp_path / "tiny.txt"
     p.write_text(DEFAULT_CORPUS.read_text()[:6000])
     return p
+
+
+# A small, fast model for command-line tests.
+FAST_CLI = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "10", "--quiet"]
+
+
+def cli_run(*args, ok=True):
+    """`charrnn ARGS` in-process; asserts exit status 0 unless ok=False."""
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    if ok:
+        assert r.exit_code == 0, (r.output, r.stderr)
+    return r
+
+
+@pytest.fixture
+def trained(tiny_corpus, tmp_path):
+    """A run directory: 30 steps of a tiny LSTM on the tiny corpus."""
+    cli_run("train", tiny_corpus, *FAST_CLI, "--max-steps", 30, "--eval-every", 10,
+            "--checkpoint-dir", tmp_path / "run")
+    return tmp_path / "run"

@@ -106,3 +106,40 @@ def test_patience_from_the_cli(tiny_corpus, tmp_path, scripted_validation):
     assert "at step 1," in last and "best.npz" in last
     r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--patience", "-1"])
     assert r.exit_code == 2 and "--patience must be >= 0" in r.stderr
+
+
+def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
+    from charrnn import budget
+    speeds = {128: 100_000, 256: 30_000, 384: 15_000, 512: 8_000}
+
+    def speed(cell, layers, hidden, *rest):
+        return speeds[hidden]
+    short = budget.choose(1_000_000, 300, 65, 50, 50, speed=speed)
+    assert (short.hidden, short.dropout) == (128, 0.1)  # 27 passes: the only one past 12
+    long = budget.choose(1_000_000, 1800, 65, 50, 50, speed=speed)
+    assert (long.hidden, long.dropout) == (512, 0.0)  # 13 passes
+    assert "lstm 2x512 trains 8,000 chars/s here, 13 passes" in long.reason
+    tiny = budget.choose(10 ** 9, 60, 65, 50, 50, speed=speed)
+    assert tiny.hidden == 128  # none reaches 12 passes: the smallest
+
+
+def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "CANDIDATES", [("lstm", 1, 8), ("lstm", 1, 16)])
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=1.0, auto=True)
+    r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", progress=False)
+    assert (r.model.cfg.layers, r.model.cfg.hidden) == (1, 16)  # a tiny corpus: the largest
+    meta = charrnn.load(tmp_path / "a" / "last.npz").meta
+    assert meta["train"]["auto"] is True and meta["model"]["hidden"] == 16
+    monkeypatch.setattr(budget, "choose", None)  # resume must not choose again
+    r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True,
+                       progress=False)
+    assert r2.model.cfg.hidden == 16
+
+
+def test_auto_cli_errors(tiny_corpus):
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--auto"])
+    assert r.exit_code == 2 and "--auto needs --time-limit" in r.stderr
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--auto", "--time-limit", "5",
+                                 "--hidden", "64"])
+    assert r.exit_code == 2 and "--auto chooses the model; leave out --hidden" in r.stderr

@@ -6,24 +6,10 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FAST_CLI as FAST
+from conftest import cli_run as run
 
 from charrnn.cli import cli
-
-FAST = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "10", "--quiet"]
-
-
-def run(*args, ok=True):
-    r = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok:
-        assert r.exit_code == 0, (r.output, r.stderr if hasattr(r, "stderr") else "")
-    return r
-
-
-@pytest.fixture
-def trained(tiny_corpus, tmp_path):
-    run("train", tiny_corpus, *FAST, "--max-steps", 30, "--eval-every", 10,
-        "--checkpoint-dir", tmp_path / "run")
-    return tmp_path / "run"
 
 
 def test_train_sample_eval(trained, tiny_corpus):
@@ -79,7 +65,8 @@ def bad(*args, match):
 def test_bad_corpus_inputs(tmp_path):
     out = tmp_path / "out"
     bad("train", tmp_path / "missing.txt", "--checkpoint-dir", out, match="no such file")
-    bad("train", tmp_path, "--checkpoint-dir", out, match="is a directory")
+    # a directory is a corpus (every text file under it); this one has none
+    bad("train", tmp_path, "--checkpoint-dir", out, match="no text files in this directory")
     (tmp_path / "empty.txt").write_text("")
     bad("train", tmp_path / "empty.txt", "--checkpoint-dir", out, match="empty")
     (tmp_path / "short.txt").write_text("abc" * 20)

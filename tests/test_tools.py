@@ -6,25 +6,12 @@ import numpy as np
 import pytest
 import reference as ref
 from click.testing import CliRunner
+from conftest import FAST_CLI as FAST
+from conftest import cli_run as run
 
 import charrnn
 from charrnn.cli import cli
 from charrnn.export import state_dict
-
-FAST = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "10", "--quiet"]
-
-
-def run(*args):
-    r = CliRunner().invoke(cli, [str(a) for a in args])
-    assert r.exit_code == 0, r.output
-    return r
-
-
-@pytest.fixture
-def trained(tiny_corpus, tmp_path):
-    run("train", tiny_corpus, *FAST, "--max-steps", 30, "--eval-every", 10, "--checkpoint-dir",
-        tmp_path / "run")
-    return tmp_path / "run"
 
 
 def test_info_text_and_json(trained):

@@ -1,0 +1,73 @@
+"""--auto: a model sized for the time budget, from a short measurement of this machine's speed.
+
+The rule: take the largest LSTM of CANDIDATES that can still read the training text at least
+MIN_EPOCHS times in the budget, at the speed measured here (a few training steps of each, about a
+second in all once the kernels are compiled); past DROPOUT_EPOCHS passes, add dropout. Both
+numbers come from the budget runs in the README ("Training on a budget"): at 300 s on
+tinyshakespeare, LSTM 2x256 (15 passes) beat 2x128 (50 passes, overfitting: training loss 1.32,
+validation 1.58), and dropout 0.2 on 2x256 at 15 passes was worse than none.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ModelConfig
+from .model import Model
+
+CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
+MIN_EPOCHS = 12
+DROPOUT_EPOCHS, DROPOUT = 25, 0.1
+PROBE_SECONDS = 0.3  # per candidate, after one warm-up step
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What --auto chose, and why (printed, and stored with the run's options)."""
+
+    cell: str
+    layers: int
+    hidden: int
+    dropout: float
+    chars_per_second: float
+    epochs: float  # passes over the training text the budget allows at that speed
+    reason: str
+
+
+def measure(cell, layers, hidden, vocab_size, batch_size, seq_len, threads=None) -> float:
+    """Training characters per second of one model on this machine (random data)."""
+    model = Model(ModelConfig(vocab_size, cell, hidden, layers), threads=threads)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
+    y = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
+    state = model.zero_state(batch_size)
+    model.loss_and_grad(x, y, state)  # warm-up (and the first compile)
+    n, t0 = 0, time.perf_counter()
+    while n < 2 or time.perf_counter() - t0 < PROBE_SECONDS:
+        model.loss_and_grad(x, y, state)
+        n += 1
+    return n * batch_size * seq_len / (time.perf_counter() - t0)
+
+
+def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size: int,
+           seq_len: int, threads=None, speed=measure) -> Choice:
+    """The largest candidate that reads the text at least MIN_EPOCHS times in the budget
+    (the smallest if none does). speed(cell, layers, hidden, ...) -> chars/s is measured."""
+    usable = 0.9 * budget_seconds  # validation and checkpoints take the rest
+    best = None
+    for cell, layers, hidden in CANDIDATES:
+        cps = speed(cell, layers, hidden, vocab_size, batch_size, seq_len, threads)
+        epochs = cps * usable / train_chars
+        if best is None or epochs >= MIN_EPOCHS:
+            best = (cell, layers, hidden, cps, epochs)
+        if epochs < MIN_EPOCHS:
+            break  # larger ones are slower still
+    cell, layers, hidden, cps, epochs = best
+    dropout = DROPOUT if epochs >= DROPOUT_EPOCHS else 0.0
+    reason = (f"{cell} {layers}x{hidden} trains {cps:,.0f} chars/s here, {epochs:.0f} passes over "
+              f"the {train_chars:,} training characters in {budget_seconds:g} s (the largest "
+              f"with at least {MIN_EPOCHS})"
+              + (f"; dropout {dropout} past {DROPOUT_EPOCHS} passes" if dropout else ""))
+    return Choice(cell, layers, hidden, dropout, cps, epochs, reason)
