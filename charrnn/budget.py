@@ -2,10 +2,11 @@
 
 The rule: take the largest LSTM of CANDIDATES that can still read the training text at least
 MIN_EPOCHS times in the budget, at the speed measured here (a few training steps of each, about a
-second in all once the kernels are compiled); past DROPOUT_EPOCHS passes, add dropout. Both
-numbers come from the budget runs in the README ("Training on a budget"): at 300 s on
-tinyshakespeare, LSTM 2x256 (15 passes) beat 2x128 (50 passes, overfitting: training loss 1.32,
-validation 1.58), and dropout 0.2 on 2x256 at 15 passes was worse than none.
+second in all once the kernels are compiled); when it has more than DROPOUT_RATIO parameters per
+training character, add dropout. The numbers come from the budget runs in the README ("Training
+on a budget"): at 300 s on tinyshakespeare (1.0 M training characters), LSTM 2x256 (15 passes)
+beat 2x128 (50 passes, overfitting: training loss 1.32, validation 1.58), and dropout 0.1 or 0.2
+on 2x256 (0.9 M parameters) was worse than none; the 3.3 M parameters of 2x512 get dropout.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cells import num_params
 from .config import ModelConfig
 from .model import Model
 
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
-DROPOUT_EPOCHS, DROPOUT = 25, 0.1
+DROPOUT_RATIO, DROPOUT = 2.0, 0.2
 PROBE_SECONDS = 0.3  # per candidate, after one warm-up step
 
 
@@ -65,9 +67,11 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
         if epochs < MIN_EPOCHS:
             break  # larger ones are slower still
     cell, layers, hidden, cps, epochs = best
-    dropout = DROPOUT if epochs >= DROPOUT_EPOCHS else 0.0
+    params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
+    dropout = DROPOUT if params > DROPOUT_RATIO * train_chars else 0.0
     reason = (f"{cell} {layers}x{hidden} trains {cps:,.0f} chars/s here, {epochs:.0f} passes over "
               f"the {train_chars:,} training characters in {budget_seconds:g} s (the largest "
               f"with at least {MIN_EPOCHS})"
-              + (f"; dropout {dropout} past {DROPOUT_EPOCHS} passes" if dropout else ""))
+              + (f"; dropout {dropout}: {params:,} parameters for {train_chars:,} characters"
+                 if dropout else ""))
     return Choice(cell, layers, hidden, dropout, cps, epochs, reason)
