@@ -1,10 +1,12 @@
 """Loading checkpoints as ready-to-use models, and resolving where a checkpoint is."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from .cells import num_params
 from .config import to_dict
 from .data import END, Vocab
 from .errors import CharrnnError, check_path
@@ -71,10 +73,6 @@ def info(path=None) -> dict:
     ----------
     path : checkpoint file, run directory or None (as for load).
     """
-    import math
-
-    from .cells import num_params
-
     file = resolve_checkpoint(path)
     r = ckpt.read(file)
     cfg, prog = r.model, r.progress

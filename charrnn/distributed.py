@@ -39,6 +39,8 @@ import numpy as np
 
 from .data import Batches
 from .errors import CharrnnError
+from .evaluate import EvalResult, evaluate_ids, perplexity
+from .threads import usable_cores
 
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
@@ -177,7 +179,6 @@ class Group:
 
     def default_threads(self) -> int:
         """Worker threads per rank when --threads is not given: this host's cores, shared."""
-        from .threads import usable_cores
         return max(1, usable_cores() // self.local_size)
 
     def ready(self, params, corpus_id: dict):
@@ -242,7 +243,6 @@ class Group:
 
     def evaluate(self, model, ids, batch_size: int, seq_len: int):
         """evaluate_ids over the global batch's rows, split across ranks, reduced."""
-        from .evaluate import EvalResult, evaluate_ids, perplexity
         rows = max(1, min(batch_size, len(ids) - 1))
         r0, r1 = rows * self.rank // self.size, rows * (self.rank + 1) // self.size
         part = np.zeros(2)  # (sum of losses, characters)

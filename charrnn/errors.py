@@ -1,4 +1,5 @@
 """The one exception type users see: a problem with their input, not a bug in charrnn."""
+import os
 
 
 class CharrnnError(ValueError):
@@ -12,6 +13,5 @@ class CharrnnError(ValueError):
 
 def check_path(value, what: str) -> None:
     """Raise CharrnnError unless value can name a file (a str or an os.PathLike)."""
-    import os
     if not isinstance(value, (str, os.PathLike)):
         raise CharrnnError(f"{what} must be a path (str or pathlib.Path), got {value!r}")

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import records
+from .corpus import load_corpus
 from .data import Vocab
 from .errors import CharrnnError
 
@@ -106,14 +108,28 @@ def evaluate(model, text: str, batch_size: int = 50, seq_len: int = 100,
 
 def _evaluate_records(model, vocab, ids, text, batch_size, skip_unknown, where, on_start=None):
     """evaluate()'s records path: the lines of a text (or of corpus ids in `vocab`)."""
-    from . import records
-
     if ids is None:
         ids = vocab.encode(text)
     recs, _, _ = records.from_corpus(ids, vocab.chars, where, model.vocab, skip_unknown)
     if on_start is not None:
         on_start()
-    return records.evaluate(model, recs, batch_size)
+    return evaluate_records(model, recs, batch_size)
+
+
+def evaluate_records(model, recs, batch_size: int = 50) -> EvalResult:
+    """Mean loss per prediction (every character and every end) of model on the records, each
+    from the initial state; records of similar length are batched together."""
+    if len(recs) == 0:
+        raise CharrnnError("no records to evaluate: every line is empty")
+    order = np.argsort(recs.lengths, kind="stable")
+    total = 0.0
+    for i in range(0, len(order), batch_size):
+        x, y = records.batch(recs, order[i:i + batch_size], model.vocab.end)
+        loss, _ = model.forward(x, y)
+        total += loss * model.predictions(y)
+    count = recs.predictions
+    nats = total / count
+    return EvalResult(nats, nats / math.log(2), perplexity(nats), count)
 
 
 class _Remapped:
@@ -134,8 +150,6 @@ def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
     """evaluate() for a file of any size: encoded once to the memory-mapped corpus cache (in the
     encoding the model was trained with), then read window by window. on_start() is called once
     the input has been checked, before the model runs."""
-    from .corpus import load_corpus
-
     corpus = load_corpus(path, model.vocab.encoding)
     if model.vocab.end is not None:
         return _evaluate_records(model, corpus.vocab, corpus.ids, None, batch_size, skip_unknown,

@@ -11,8 +11,10 @@ import json
 import numpy as np
 
 from .cells import CELLS
+from .config import ModelConfig, to_dict
 from .errors import CharrnnError
 from .fileio import write_file
+from .model import Model
 
 
 def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.ndarray]:
@@ -33,8 +35,6 @@ def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.nda
 def export(model, path) -> None:
     """Write state_dict(model) plus `vocab` (JSON list of characters) and `config` (JSON) to an
     .npz at path, atomically."""
-    from .config import to_dict
-
     arrays = state_dict(model)
     arrays["vocab"] = np.frombuffer(json.dumps(model.vocab.chars).encode(), np.uint8)
     arrays["config"] = np.frombuffer(json.dumps(to_dict(model.cfg)).encode(), np.uint8)
@@ -55,9 +55,6 @@ def from_state_dict(weights: dict, cell: str, vocab=None, activation: str = "tan
     cell : {"rnn", "gru", "lstm"}
     vocab : Vocab, optional
     """
-    from .config import ModelConfig
-    from .model import Model
-
     V, H = np.shape(weights["decoder.weight"])
     layers = sum(1 for k in weights if k.startswith("rnn.weight_hh_l"))
     if np.shape(weights["rnn.weight_hh_l0"]) != (CELLS[cell].G * H, H):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .corpus import load_corpus
 from .data import END, IGNORE, Vocab
 from .errors import CharrnnError
 
@@ -85,10 +86,12 @@ def from_corpus(ids: np.ndarray, chars: list[str], path, vocab: Vocab | None = N
     keep = lens > 0
     skipped = int(np.count_nonzero(~keep)) - (1 if n and ids[-1] == nl else 0)
     starts, stops = starts[keep], stops[keep]
-    inside = np.zeros(n + 1, np.int64)  # +1 at each record's start, -1 after its end
-    np.add.at(inside, starts, 1)
-    np.add.at(inside, stops, -1)
-    raw = ids[np.cumsum(inside[:n]) > 0]
+    # +1 at each record's start, -1 after its end: the running sum is 1 inside a record. Records
+    # never overlap, so int8 holds it (one byte per character of a large corpus, not eight).
+    inside = np.zeros(n + 1, np.int8)
+    inside[starts] += 1
+    inside[stops] -= 1
+    raw = ids[np.cumsum(inside[:n], dtype=np.int8) > 0]
     table, vocab = _mapping(raw, chars, vocab, path, skip_unknown)
     mapped = table[raw]
     lens = stops - starts
@@ -118,8 +121,6 @@ def _mapping(raw, chars, vocab, path, skip_unknown):
 
 def known_records(path, encoding: str = "utf-8") -> set[str]:
     """Every record (non-empty line) of a corpus file, as strings: what --novel compares with."""
-    from .corpus import load_corpus
-
     if not os.path.isfile(path):
         raise CharrnnError(f"--novel compares samples with the training corpus {path}, which is "
                            "not there; run it where the corpus is")
@@ -179,21 +180,3 @@ class RecordBatches:
         groups = [by_length[i:i + self.batch_size]
                   for i in range(0, len(by_length), self.batch_size)]
         return [groups[g] for g in rng.permutation(len(groups))]
-
-
-def evaluate(model, recs: Records, batch_size: int = 50):
-    """Mean loss per prediction (every character and every end) of model on the records, each
-    from the initial state; records of similar length are batched together."""
-    from .evaluate import EvalResult, perplexity
-
-    if len(recs) == 0:
-        raise CharrnnError("no records to evaluate: every line is empty")
-    order = np.argsort(recs.lengths, kind="stable")
-    total = 0.0
-    for i in range(0, len(order), batch_size):
-        x, y = batch(recs, order[i:i + batch_size], model.vocab.end)
-        loss, _ = model.forward(x, y)
-        total += loss * model.predictions(y)
-    count = recs.predictions
-    nats = total / count
-    return EvalResult(nats, nats / math.log(2), perplexity(nats), count)

@@ -24,10 +24,11 @@ from .config import ModelConfig, TrainConfig
 from .corpus import load_corpus
 from .data import IGNORE, Batches, Vocab, require_windows, split
 from .errors import CharrnnError, check_path
-from .evaluate import evaluate_ids
+from .evaluate import evaluate_ids, evaluate_records
 from .model import Model
 from .optim import Optimizer, clip_gradients, learning_rate
 from .rundir import MetricsLogError, RunDir
+from .sample import sample
 
 # In a checkout, a symlink to data/tinyshakespeare.txt (the source of truth); a built wheel holds
 # the file itself, so the default corpus is there whichever way charrnn was installed.
@@ -108,17 +109,19 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
 
     Parameters
     ----------
-    corpus : path, optional
-        The text; default the bundled data/tinyshakespeare.txt.
+    corpus : path or list of paths, optional
+        A text file, several (joined with a newline), a directory (its text files) or "-"
+        (standard input); default the bundled tinyshakespeare (see sources.py).
     config : TrainConfig, optional
         Training options (defaults as the CLI). On resume, None means "as saved".
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
     checkpoint_dir : path, optional
         Run directory; default checkpoints/<corpus stem>/.
-    resume : bool or path, optional
-        True: continue from <checkpoint_dir>/last.npz; a path: continue from that checkpoint
-        (the run then goes on in checkpoint_dir, created if needed).
+    resume : bool, path or checkpoint.Record, optional
+        True: continue from <checkpoint_dir>/last.npz; a path (or a Record already read, see
+        resume_record): continue from that checkpoint (the run then goes on in checkpoint_dir,
+        created if needed).
     overwrite : bool
         Start afresh even if checkpoint_dir already holds a run (its checkpoints and metrics
         are replaced). Without it, such a directory is refused.
@@ -164,30 +167,14 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     # hook: ranks take turns to build the corpus cache
     data = dist.in_turns(load_corpus, path, config.encoding) if dist else \
         load_corpus(path, config.encoding)
-    if config.records:
-        if dist:
-            raise CharrnnError("--records does not run with --distributed yet; train it in one "
-                               "process")
-        batches, val_ids, vocab, corpus_id = _records_data(data, config, corpus)
-    else:
-        vocab = Vocab(data.vocab.chars, config.encoding)
-    if len(vocab) > MAX_VOCAB:
-        raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
-                           f"{MAX_VOCAB:,} (the one-hot input and the output layer grow with the "
-                           "vocabulary); use --encoding bytes for a 256-symbol vocabulary")
-    if not config.records:
-        train_ids, val_ids = split(data.ids, config.val_fraction)
-        val_ids = val_ids[: config.val_max_chars]
-        require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
-        if len(val_ids) < 2:
-            raise CharrnnError(f"{corpus}: the validation part (--val-fraction "
-                               f"{config.val_fraction}) has fewer than 2 characters; use a longer "
-                               "text or a larger fraction")
-        corpus_id = data.identity()
+    if config.records and dist:
+        raise CharrnnError("--records does not run with --distributed yet; train it in one "
+                           "process")
+    make = _records_data if config.records else _text_data
+    batches, val_ids, vocab, corpus_id, train_chars = make(data, config, corpus, dist)
     if saved is None:
         if config.auto:  # the model sized for the budget, from this machine's measured speed
-            chars = batches.recs.predictions if config.records else len(train_ids)
-            choice = budget.choose(chars, config.time_limit, len(vocab), config.batch_size,
+            choice = budget.choose(train_chars, config.time_limit, len(vocab), config.batch_size,
                                    config.seq_len, config.threads)
             cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
                 choice.dropout
@@ -201,9 +188,6 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     model.threads = config.threads or (dist.default_threads() if dist else None)  # hook
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
-    if not config.records:  # hook: a rank reads only its rows of each window
-        batches = dist.batches(train_ids, config.batch_size, config.seq_len) if dist else \
-            Batches(train_ids, config.batch_size, config.seq_len)
     run = _Run(model, config, batches, val_ids, run_dir, corpus_id, progress, dist)
     run.sample_every, run.sample_length = sample_every, sample_length
     if run.writes:
@@ -219,17 +203,43 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     return run.loop()
 
 
-def _records_data(data, config, corpus):
-    """Records mode's training batches, validation records, vocabulary and corpus identity."""
+def _check_vocab_size(vocab: Vocab, corpus: str) -> Vocab:
+    if len(vocab) > MAX_VOCAB:
+        raise CharrnnError(f"{corpus}: {len(vocab):,} distinct characters; charrnn models at most "
+                           f"{MAX_VOCAB:,} (the one-hot input and the output layer grow with the "
+                           "vocabulary); use --encoding bytes for a 256-symbol vocabulary")
+    return vocab
+
+
+def _text_data(data, config, corpus, dist):
+    """Text mode: (training batches, validation ids, vocabulary, corpus identity, training
+    characters). The last val_fraction of the text validates."""
+    vocab = _check_vocab_size(Vocab(data.vocab.chars, config.encoding), corpus)
+    train_ids, val_ids = split(data.ids, config.val_fraction)
+    val_ids = val_ids[: config.val_max_chars]
+    require_windows(len(train_ids), config.batch_size, config.seq_len, "training", corpus)
+    if len(val_ids) < 2:
+        raise CharrnnError(f"{corpus}: the validation part (--val-fraction "
+                           f"{config.val_fraction}) has fewer than 2 characters; use a longer "
+                           "text or a larger fraction")
+    # hook: a rank reads only its rows of each window
+    batches = dist.batches(train_ids, config.batch_size, config.seq_len) if dist else \
+        Batches(train_ids, config.batch_size, config.seq_len)
+    return batches, val_ids, vocab, data.identity(), len(train_ids)
+
+
+def _records_data(data, config, corpus, dist=None):
+    """Records mode: as _text_data, with records (validation: a seeded random sample)."""
     recs, vocab, _ = rec.from_corpus(data.ids, data.vocab.chars, corpus)
     if len(recs) < 2:
         what = "only one record" if len(recs) else "no records: every line is empty"
         raise CharrnnError(f"{corpus}: {what}; records mode needs at least 2 non-empty lines "
                            "(one of them validates)")
     train_recs, val_recs = rec.split(recs, config.val_fraction, config.val_max_chars, config.seed)
-    vocab = Vocab(vocab.chars, config.encoding)
+    vocab = _check_vocab_size(Vocab(vocab.chars, config.encoding), corpus)
     batches = rec.RecordBatches(train_recs, config.batch_size, config.seed, vocab.end)
-    return batches, val_recs, vocab, {**data.identity(), "records": len(recs)}
+    return batches, val_recs, vocab, {**data.identity(), "records": len(recs)}, \
+        train_recs.predictions
 
 
 class _Run:
@@ -417,7 +427,6 @@ class _Run:
         self.total = min(end, self.total or end)
 
     def _sample_text(self) -> str:
-        from .sample import sample
         text = sample(self.model, self.sample_length, 0.8, seed=self.prog.step)
         return f"--- sample at step {self.prog.step} ---\n{text}\n---"
 
@@ -464,7 +473,7 @@ class _Run:
 
     def _evaluate_and_keep_best(self) -> float:
         if self.cfg.records:
-            val = rec.evaluate(self.model, self.val_ids, self.cfg.batch_size)
+            val = evaluate_records(self.model, self.val_ids, self.cfg.batch_size)
         else:
             evaluate = self.dist.evaluate if self.dist else evaluate_ids  # hook: rows split
             val = evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)

@@ -1,0 +1,159 @@
+"""Training on a budget: held-out loss after a fixed time, charrnn against the same model and recipe
+in PyTorch for the same time.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /path/to/torch-venv/bin/python bench/budget.py \
+        --minutes 1,5 [--auto] [--only charrnn,torch]
+
+(the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
+The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
+holds out. For each budget:
+- charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
+  it reports (validated every 200 steps and at the end; validation time counts in the budget).
+- torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
+  nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
+  50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
+  norm 5, and the same budget schedule (constant for the first 3% of the time, then linear to zero
+  at the step the measured speed says the budget ends). It validates as charrnn does: its weights
+  are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
+  steps and at the end, inside the budget; the best is reported.
+Both use every core (torch.set_num_threads = cores). One JSON line per run, then a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+EVAL_EVERY = 200
+
+
+def run_charrnn(seconds: float, auto: bool) -> dict:
+    import charrnn
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "charrnn", "train", "--time-limit", str(seconds),
+               "--checkpoint-dir", tmp, "--quiet"] + (["--auto"] if auto else [])
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t0
+        info = charrnn.info(tmp)
+    return {"contender": "charrnn" + (" --auto" if auto else ""), "seconds": seconds,
+            "best_val": info["best_val_loss"], "steps": info["steps"], "wall_s": round(wall, 1),
+            "model": f"{info['cell']} {info['layers']}x{info['hidden']} dropout {info['dropout']}",
+            "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
+            "dropout": info["dropout"], "lr": info["train_options"]["lr"]}
+
+
+def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
+              lr: float) -> dict:
+    import numpy as np
+    import torch
+
+    import charrnn
+    from charrnn.corpus import load_corpus
+    from charrnn.data import Batches, split
+    from charrnn.evaluate import evaluate_ids
+    from charrnn.train import DEFAULT_CORPUS
+
+    torch.manual_seed(0)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    data = load_corpus(DEFAULT_CORPUS)
+    train_ids, val_ids = split(data.ids, 0.1)
+    V, B, T = len(data.vocab), 50, 50
+    batches = Batches(train_ids, B, T)
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    rnn = rnn_cls(V, hidden, layers, dropout=dropout if layers > 1 else 0.0)
+    drop, dec = torch.nn.Dropout(dropout), torch.nn.Linear(hidden, V)
+    params = list(rnn.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    vocab = charrnn.Vocab(data.vocab.chars)
+
+    def validate() -> float:
+        sd = {f"rnn.{k}": v.detach().numpy() for k, v in rnn.state_dict().items()}
+        sd.update({"decoder.weight": dec.weight.detach().numpy(),
+                   "decoder.bias": dec.bias.detach().numpy()})
+        model = charrnn.from_state_dict(sd, cell, vocab)
+        return evaluate_ids(model, val_ids, B, T).nats_per_char
+
+    state, best, step, plan = None, math.inf, 0, None
+    t_start = time.perf_counter()
+    probe = None
+    while time.perf_counter() - t_start < seconds and (plan is None or step < plan[1]):
+        w = step % batches.windows
+        x, y = batches.window(w)
+        if w == 0:
+            state = None
+        xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).float()
+        out, state = rnn(xt, state)
+        logits = dec(drop(out))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V),
+                                                 torch.from_numpy(y.astype(np.int64)).reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        rate = lr if plan is None else lr * min(1.0, max(0.0, (plan[1] - step) /
+                                                       max(plan[1] - plan[0], 1)))
+        for g in opt.param_groups:
+            g["lr"] = rate
+        opt.step()
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        step += 1
+        if step % EVAL_EVERY == 0:
+            best = min(best, validate())
+        now = time.perf_counter()
+        if probe is None:
+            probe = (now, step)
+        elif plan is None and now - probe[0] >= max(2.0, 0.03 * seconds) and step - probe[1] >= 10:
+            per_step = (now - probe[0]) / (step - probe[1])  # validations included here
+            plan = (step, step + max(1, int(0.97 * (seconds - (now - t_start)) / per_step)))
+    best = min(best, validate())
+    return {"contender": f"PyTorch {torch.__version__}", "seconds": seconds, "best_val": best,
+            "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
+            "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", default="1,5")
+    ap.add_argument("--auto", action="store_true", help="charrnn chooses the model (--auto)")
+    ap.add_argument("--only", default="charrnn,torch")
+    args = ap.parse_args()
+    try:
+        from threadpoolctl import threadpool_info
+        blas = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
+                         for i in threadpool_info() if i.get("user_api") == "blas")
+    except ImportError:
+        blas = "unknown"
+    print(f"# {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} "
+          f"cores; BLAS {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}",
+          flush=True)
+    rows = []
+    for minutes in [float(m) for m in args.minutes.split(",")]:
+        seconds = 60 * minutes
+        ours = run_charrnn(seconds, args.auto) if "charrnn" in args.only else None
+        if ours:
+            print(json.dumps(ours), flush=True)
+            rows.append(ours)
+        if "torch" in args.only:
+            spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
+                            "lr": 3e-3}
+            theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
+                               spec["dropout"], spec["lr"])
+            print(json.dumps(theirs), flush=True)
+            rows.append(theirs)
+    print("\n| budget | contender | model | steps | best held-out nats/char |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seconds'] / 60:g} min | {r['contender']} | {r['model']} | {r['steps']:,} | "
+              f"{r['best_val']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
