@@ -70,7 +70,7 @@ def main():
     secs, rss = child_peak(enc)
     print(f"second load (cache hit): {secs:.2f} s, peak RSS {rss:.0f} MiB")
     train = [sys.executable, "-m", "charrnn", "train", corpus, "--max-steps", str(a.steps),
-             "--eval-every", str(a.steps), "--quiet",
+             "--eval-every", str(a.steps), "--quiet", "--hidden", "128", "--overwrite",
              "--checkpoint-dir", os.path.join(a.dir, "run")]
     secs, rss = child_peak(train)
     print(f"`charrnn train` LSTM 2x128, {a.steps} steps + 1 validation: {secs:.0f} s, "

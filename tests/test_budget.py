@@ -117,7 +117,7 @@ def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
     short = budget.choose(1_000_000, 300, 65, 50, 50, speed=speed)
     assert (short.hidden, short.dropout) == (128, 0.0)  # 27 passes: the only one past 12
     long = budget.choose(1_000_000, 1800, 65, 50, 50, speed=speed)
-    assert (long.hidden, long.dropout) == (512, 0.2)  # 13 passes; 3.3 M parameters > 2 x 1 M
+    assert (long.hidden, long.dropout) == (512, budget.DROPOUT)  # 13 passes; 3.3 M > 2 x 1 M
     assert "lstm 2x512 trains 8,000 chars/s here, 13 passes" in long.reason
     assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == 0.0
     tiny = budget.choose(10 ** 9, 60, 65, 50, 50, speed=speed)
