@@ -35,6 +35,9 @@ def _rows(run_dir):
 
 
 def test_time_limit_plans_the_decay_to_zero_and_resume_keeps_the_plan(tiny_corpus, tmp_path):
+    # compile first (a cold numba cache, as in CI, would spend the whole budget compiling)
+    charrnn.train(tiny_corpus, TrainConfig(batch_size=2, seq_len=8, max_steps=1),
+                  checkpoint_dir=tmp_path / "warm", **SMALL)
     cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50)
     r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
     meta = charrnn.load(tmp_path / "a" / "last.npz").meta
