@@ -209,7 +209,8 @@ def train_peak_rss(tmp, steps=40):
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "charrnn", "train",
            os.path.join(ROOT, "data", "tinyshakespeare.txt"), "--max-steps", str(steps),
-           "--eval-every", str(steps), "--quiet", "--checkpoint-dir", os.path.join(tmp, "mem")]
+           "--eval-every", str(steps), "--quiet", "--hidden", "128",
+           "--checkpoint-dir", os.path.join(tmp, "mem")]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=tmp)
     return float(r.stdout.strip().splitlines()[-1])
 
