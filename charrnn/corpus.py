@@ -122,7 +122,7 @@ def cache_folder(path: str, cache_dir) -> Path:
                        f"(tried {', '.join(map(str, candidates))})")
 
 
-def _chunks(path: str, encoding: str):
+def chunks(path: str, encoding: str):
     """Yield (text, raw bytes) per chunk, decoding strictly; errors carry absolute offsets."""
     dec = codecs.getincrementaldecoder("latin-1" if encoding == "bytes" else "utf-8")("strict")
     offset = 0
@@ -157,7 +157,7 @@ def _codes(text: str) -> np.ndarray:
 def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) -> None:
     """Two streaming passes: vocabulary and hash, then ids written to a temporary file + rename."""
     seen, n, h = set(), 0, hashlib.blake2b(digest_size=16)
-    for text, raw in _chunks(path, encoding):
+    for text, raw in chunks(path, encoding):
         h.update(raw)
         if text:
             # bincount over code points: one linear pass (np.unique sorts, ~3x slower here).
@@ -173,7 +173,7 @@ def _encode_to_cache(path: str, encoding: str, meta_path: Path, ids_path: Path) 
     # ids before the metadata that vouches for them: two first runs racing on one corpus both
     # succeed, and a reader never maps a half-written file.
     def write_ids(out):
-        for text, _ in _chunks(path, encoding):
+        for text, _ in chunks(path, encoding):
             if text:
                 out.write(table[_codes(text)].tobytes())
 

@@ -16,12 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-from .corpus import cache_folder
+from .corpus import CHUNK, cache_folder
+from .corpus import chunks as corpus_chunks
 from .errors import CharrnnError
 from .fileio import write_file
 
 STDIN = "-"
-CHUNK = 8 << 20
 
 
 def as_list(sources) -> list[str]:
@@ -120,16 +120,11 @@ def _text_files(folder: str, encoding: str, skipped: list) -> list[str]:
 
 
 def _is_text(path: str) -> bool:
-    """Valid UTF-8 with no NUL byte, read in chunks."""
-    dec = codecs.getincrementaldecoder("utf-8")("strict")
+    """Valid UTF-8 with no NUL byte: the corpus reader's own check, run over the file."""
     try:
-        with open(path, "rb") as f:
-            while raw := f.read(CHUNK):
-                if b"\x00" in raw:
-                    return False
-                dec.decode(raw)
-        dec.decode(b"", final=True)
-    except (UnicodeDecodeError, OSError):
+        for _ in corpus_chunks(path, "utf-8"):
+            pass
+    except (CharrnnError, OSError):
         return False
     return True
 

@@ -439,12 +439,9 @@ class _Run:
         """One optimizer step on the next window; returns (loss, lr, characters predicted)."""
         c, b = self.cfg, self.batches
         w = self.prog.step % b.windows
-        if c.records:  # whole records, each from the initial state
-            x, y = b.window(w, self.prog.step // b.windows)
-            self.state = self.model.zero_state(x.shape[1])
-        else:
-            x, y = b.window(w)
-        if w == 0:  # a new epoch starts from a zero state, as in char-rnn
+        x, y = b.window(w, self.prog.step // b.windows) if c.records else b.window(w)
+        # a new epoch starts from a zero state, as in char-rnn; so does every batch of records
+        if w == 0 or c.records:
             self.state = self.model.zero_state(x.shape[1])
         loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng)
         if self.dist:  # hook: the mean gradient (and loss) over every rank's rows
