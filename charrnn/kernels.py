@@ -25,6 +25,9 @@ from numba.extending import overload
 from .cells import CELLS
 
 CELL_RNN, CELL_GRU, CELL_LSTM = (CELLS[c].code for c in ("rnn", "gru", "lstm"))
+_BY_CODE = sorted(CELLS.values(), key=lambda c: c.code)
+GATES = np.array([c.G for c in _BY_CODE])  # G, indexed by cell code
+FOLD_BH = np.array([c.fold_bh for c in _BY_CODE])  # b_hh joins the input side (cells.Cell)
 
 # Fast-math flags for the pointwise kernels: contraction to FMA and reciprocal tricks are fine,
 # but not "no NaNs / no infinities", so a diverging run still shows up as NaN. Not "reassoc":
@@ -144,6 +147,21 @@ def _lstm_gates(a, x, p, H):
         a_o[k] = sigmoid(x_o[k] + p_o[k])
 
 
+@njit(**KW, inline="always")
+def _lstm_row(h, c, t, a, x, p, c_prev, H):
+    """One row of the LSTM step, the cell's math written once (training and generation):
+    a (4H,) = activated gates of x + p; c = f*c_prev + i*g; t = tanh(c); h = o*t. Outputs may
+    alias inputs element for element (generation passes t = h, c = c_prev, a = x)."""
+    _lstm_gates(a, x, p, H)
+    i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    for j in range(H):
+        cn = f[j] * c_prev[j] + i[j] * g[j]
+        tj = tanh(cn)
+        c[j] = cn
+        t[j] = tj
+        h[j] = o[j] * tj
+
+
 @njit(**KW)
 def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     """h, c (B, H) out; tc (B, H) out: tanh(c), kept for backward; act (B, 4H) out: activated
@@ -151,16 +169,7 @@ def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     c_prev (B, H)."""
     B, H = h.shape
     for b in range(B):
-        a = act[b]
-        _lstm_gates(a, xp[b], hp[b], H)
-        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        cb, tb, hb, cp = c[b], tc[b], h[b], c_prev[b]
-        for j in range(H):
-            cn = f[j] * cp[j] + i[j] * g[j]
-            t = tanh(cn)
-            cb[j] = cn
-            tb[j] = t
-            hb[j] = o[j] * t
+        _lstm_row(h[b], c[b], tc[b], act[b], xp[b], hp[b], c_prev[b], H)
 
 
 @njit(**KW)
@@ -186,26 +195,33 @@ def lstm_step_backward(dpre, dc, act, tc, c_prev, dh_out, dh_rec):
             dcb[j] = dcc * f[j]
 
 
+@njit(**KW, inline="always")
+def _gru_row(h, a, hn, x, p, bh, h_prev, H):
+    """One row of the GRU step, written once: a (3H,) = r, z, n; hn (H,) = W_hn h_prev + b_hn;
+    x (3H,): input side with b_ih; p (3H,): h_prev @ W_h; bh (3H,) = b_hh. Outputs may alias
+    inputs element for element (generation passes a = x, hn = p's n block, h = h_prev)."""
+    one = h.dtype.type(1.0)
+    b_rz, b_n = bh[:2 * H], bh[2 * H:]
+    a_rz, x_rz, p_rz = a[:2 * H], x[:2 * H], p[:2 * H]
+    for k in range(2 * H):  # r and z: separate simple loops vectorize (see LSTM)
+        a_rz[k] = sigmoid(x_rz[k] + p_rz[k] + b_rz[k])
+    p_n, x_n = p[2 * H:], x[2 * H:]
+    for j in range(H):
+        hn[j] = p_n[j] + b_n[j]
+    r, z, n = a[:H], a[H:2 * H], a[2 * H:]
+    for j in range(H):
+        n[j] = tanh(x_n[j] + r[j] * hn[j])
+    for j in range(H):
+        h[j] = (one - z[j]) * n[j] + z[j] * h_prev[j]
+
+
 @njit(**KW)
 def gru_step_forward(h, act, hn, xp, hp, bh, h_prev):
     """h (B, H) out; act (B, 3H) out: r, z, n; hn (B, H) out: W_hn h_prev + b_hn, kept for
     backward; xp (B, 3H): input projection with b_ih; hp (B, 3H): h_prev @ W_h; bh (3H,)."""
     B, H = h.shape
-    one = h.dtype.type(1.0)
-    b_rz, b_n = bh[:2 * H], bh[2 * H:]
     for b in range(B):
-        a, x, p, hnb, hb, hpv = act[b], xp[b], hp[b], hn[b], h[b], h_prev[b]
-        a_rz, x_rz, p_rz = a[:2 * H], x[:2 * H], p[:2 * H]
-        for k in range(2 * H):  # r and z: separate simple loops vectorize (see LSTM)
-            a_rz[k] = sigmoid(x_rz[k] + p_rz[k] + b_rz[k])
-        p_n, x_n = p[2 * H:], x[2 * H:]
-        for j in range(H):
-            hnb[j] = p_n[j] + b_n[j]
-        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
-        for j in range(H):
-            n[j] = tanh(x_n[j] + r[j] * hnb[j])
-        for j in range(H):
-            hb[j] = (one - z[j]) * n[j] + z[j] * hpv[j]
+        _gru_row(h[b], act[b], hn[b], xp[b], hp[b], bh, h_prev[b], H)
 
 
 @njit(**KW)
@@ -235,17 +251,22 @@ def gru_step_backward(dgx, dgh, dh_carry, act, hn, h_prev, dh_out, dh_rec):
             carry[j] = dh * z[j]
 
 
+@njit(**KW, inline="always")
+def _rnn_row(h, x, p, relu, H):
+    """One row of the vanilla RNN step, written once: h = act(x + p)."""
+    zero = h.dtype.type(0.0)
+    for j in range(H):
+        a = x[j] + p[j]
+        # relu as an explicit compare-select, which LLVM vectorizes like the tanh path
+        h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+
+
 @njit(**KW)
 def rnn_step_forward(h, xp, hp, relu):
     """h (B, H) out; xp (B, H): input projection with both biases; hp (B, H): h_prev @ W_h."""
     B, H = h.shape
-    zero = h.dtype.type(0.0)
     for b in range(B):
-        hb, xb, pb = h[b], xp[b], hp[b]
-        for j in range(H):
-            a = xb[j] + pb[j]
-            # relu as an explicit compare-select, which LLVM vectorizes like the tanh path
-            hb[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+        _rnn_row(h[b], xp[b], hp[b], relu, H)
 
 
 @njit(**KW)
@@ -418,42 +439,32 @@ def step_forward(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
         bx = params[offs[4 * k + 2]: offs[4 * k + 2] + G * H]
         bh = params[offs[4 * k + 3]: offs[4 * k + 3] + G * H]
         h, c = hs[k], cs[k]
+        fold = FOLD_BH[cell]
         if k == 0:
             for j in range(G * H):
                 pre[j] = bx[j] + Wx[x, j]
         else:
             pre[:] = bx
             _matvec_add(pre, hs[k - 1], Wx)
-        hp[:] = bh
+        if fold:
+            for j in range(G * H):
+                pre[j] += bh[j]
+        hp[:] = 0.0
         _matvec_add(hp, h, Wh)
-        _cell_update(h, c, pre, hp, cell, relu, H)
+        _cell_update(h, c, pre, hp, bh, cell, relu, H)
 
 
 @njit(**KW, inline="always")
-def _cell_update(h, c, pre, hp, cell, relu, H):
-    """One stream's new h, c (H,) from its input-side pre-activations pre (G*H,) (overwritten)
-    and hidden-side ones hp (G*H,), biases included. Each gate block is its own simple loop so
-    that it vectorizes (as in the training kernels)."""
-    zero, one = h.dtype.type(0.0), h.dtype.type(1.0)
+def _cell_update(h, c, pre, hp, bh, cell, relu, H):
+    """One stream's new h, c (H,) from its input-side pre-activations pre (G*H,) (overwritten;
+    b_ih included, and b_hh where the cell folds it) and hidden-side ones hp (G*H,) = h @ W_h,
+    by the same row functions as training."""
     if cell == CELL_LSTM:
-        _lstm_gates(pre, pre, hp, H)
-        i, f, g, o = pre[:H], pre[H:2 * H], pre[2 * H:3 * H], pre[3 * H:]
-        for j in range(H):
-            c[j] = f[j] * c[j] + i[j] * g[j]
-        for j in range(H):
-            h[j] = o[j] * tanh(c[j])
+        _lstm_row(h, c, h, pre, pre, hp, c, H)
     elif cell == CELL_GRU:
-        p_rz, q_rz = pre[:2 * H], hp[:2 * H]
-        for j in range(2 * H):
-            p_rz[j] = sigmoid(p_rz[j] + q_rz[j])
-        r, z, xn, hn = pre[:H], pre[H:2 * H], pre[2 * H:], hp[2 * H:]
-        for j in range(H):
-            n = tanh(xn[j] + r[j] * hn[j])
-            h[j] = (one - z[j]) * n + z[j] * h[j]
+        _gru_row(h, pre, hp[2 * H:], pre, hp, bh, h, H)
     else:
-        for j in range(H):
-            a = pre[j] + hp[j]
-            h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+        _rnn_row(h, pre, hp, relu, H)
 
 
 @njit(**KW)
@@ -512,7 +523,7 @@ def generate(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
     """Generate out.size ids, feeding each back in. x: the pending input id (the last prime
     character, or the previous chunk's last output); hs, cs (L, H) carry over between calls;
     uniforms (out.size,) in [0, 1)."""
-    G = 4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)
+    G = GATES[cell]
     pre = np.empty(G * H, params.dtype)
     hp = np.empty(G * H, params.dtype)
     logits = np.empty(V, params.dtype)
@@ -528,7 +539,7 @@ def generate(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
 @njit(**KW)
 def advance(hs, cs, params, offs, ids, cell, relu, H, V):
     """Feed ids (n,) through the model, updating hs, cs (L, H); no output (priming)."""
-    G = 4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)
+    G = GATES[cell]
     pre = np.empty(G * H, params.dtype)
     hp = np.empty(G * H, params.dtype)
     for n in range(ids.size):
@@ -553,17 +564,19 @@ def step_forward_batch(hs, cs, pre, hp, params, offs, x, cell, relu, H, V):
         if k > 0:
             np.dot(hs[k - 1], Wx, pre)
         np.dot(hs[k], Wh, hp)
+        fold = FOLD_BH[cell]
         for s in range(K):
-            p, q = pre[s], hp[s]
+            p = pre[s]
             if k == 0:  # the one-hot product is a row gather
                 for j in range(GH):
                     p[j] = Wx[x[s], j] + bx[j]
             else:
                 for j in range(GH):
                     p[j] += bx[j]
-            for j in range(GH):
-                q[j] += bh[j]
-            _cell_update(hs[k, s], cs[k, s], p, q, cell, relu, H)
+            if fold:
+                for j in range(GH):
+                    p[j] += bh[j]
+            _cell_update(hs[k, s], cs[k, s], p, hp[s], bh, cell, relu, H)
 
 
 @njit(**KW)
@@ -574,7 +587,7 @@ def generate_batch(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
     uniforms (K, n) in [0, 1), stream s drawing from its own row."""
     K, n = out.shape
     L = hs.shape[0]
-    GH = (4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)) * H
+    GH = GATES[cell] * H
     pre = np.empty((K, GH), params.dtype)
     hp = np.empty((K, GH), params.dtype)
     logits = np.empty((K, V), params.dtype)
@@ -597,7 +610,7 @@ def generate_batch(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
 def advance_batch(hs, cs, params, offs, ids, cell, relu, H, V):
     """Feed ids (n, K) through K streams, updating hs, cs (L, K, H); no output (priming)."""
     K = hs.shape[1]
-    GH = (4 if cell == CELL_LSTM else (3 if cell == CELL_GRU else 1)) * H
+    GH = GATES[cell] * H
     pre = np.empty((K, GH), params.dtype)
     hp = np.empty((K, GH), params.dtype)
     for i in range(ids.shape[0]):

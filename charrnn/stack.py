@@ -23,7 +23,7 @@ KW = dict(K.KW, nogil=True)
 
 @njit(**KW)
 def _gates(cell):
-    return 4 if cell == K.CELL_LSTM else (3 if cell == K.CELL_GRU else 1)
+    return K.GATES[cell]  # from cells.CELLS
 
 
 @njit(**KW)
@@ -142,7 +142,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
         _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
-                 cell != K.CELL_GRU, k)
+                 K.FOLD_BH[cell], k)
         h[k, 0] = h0[k, b0:b1]
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k, b0:b1]
