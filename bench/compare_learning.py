@@ -1,15 +1,20 @@
 """Does charrnn learn exactly as fast as PyTorch? Same weights, same batches, same optimizer.
 
-    python bench/compare_learning.py --steps 800 --model lstm     # needs torch
+    python bench/compare_learning.py --steps 3000 --every 100 --seed 0     # needs torch
 
 Both start from charrnn's initial weights (copied into torch.nn.LSTM/GRU/RNN + Linear), read the
 same truncated-BPTT windows of tinyshakespeare with the carried state reset each epoch, and take
 Adam steps with gradient clipping at norm 5. It prints the validation loss of both every --every
-steps (float32 in both; small differences come from summation order and charrnn's float32 tanh).
+steps (float32 in both; small differences come from summation order and charrnn's float32 tanh),
+then a summary line: the largest and the mean gap, and the spikes of each (a validation loss more
+than 0.1 nats above the best so far), so that several seeds can be compared.
 """
 import argparse
+import math
 import os
 import sys
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -28,20 +33,25 @@ def main():
     from charrnn.optim import Optimizer, clip_gradients
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--every", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--model", default="lstm")
-    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="charrnn's initialisation seed")
+    ap.add_argument("--lr", type=float, default=None, help="default: TrainConfig's")
+    ap.add_argument("--charrnn-only", action="store_true",
+                    help="skip PyTorch (its curve for a seed is the same every run): to try a "
+                         "change to charrnn against an earlier run's PyTorch column")
     a = ap.parse_args()
     torch.set_num_threads(2)
     text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
     vocab = Vocab.from_text(text)
     train_ids, val_ids = split(vocab.encode(text), 0.1)
-    tc = TrainConfig()
+    tc = TrainConfig() if a.lr is None else TrainConfig(lr=a.lr)
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V = len(vocab)
-    m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab)
+    m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab, seed=a.seed)
     cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
     rnn = cells[a.model](V, a.hidden, a.layers)
     dec = torch.nn.Linear(a.hidden, V)
@@ -51,7 +61,9 @@ def main():
     topt = torch.optim.Adam(tm.parameters(), lr=tc.lr)
     eye = torch.eye(V)
     state, tstate = m.zero_state(tc.batch_size), None
-    print(f"{a.model} {a.layers}x{a.hidden}: step, val loss charrnn, val loss PyTorch")
+    print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} lr {tc.lr}: step, val loss charrnn, "
+          f"val loss PyTorch")
+    curves = ([], [])
     for step in range(a.steps):
         w = step % batches.windows
         if w == 0:
@@ -60,20 +72,28 @@ def main():
         _, state = m.loss_and_grad(x, y, state)
         clip_gradients(m.grads, tc.grad_clip)
         opt.step(m.params, m.grads, tc.lr)
-        out, tstate = rnn(eye[torch.from_numpy(x).long()], tstate)
-        tstate = tuple(s.detach() for s in tstate) if isinstance(tstate, tuple) else tstate.detach()
-        loss = F.cross_entropy(dec(out).reshape(-1, V), torch.from_numpy(y).long().reshape(-1))
-        topt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tm.parameters(), tc.grad_clip)
-        topt.step()
+        if not a.charrnn_only:
+            out, tstate = rnn(eye[torch.from_numpy(x).long()], tstate)
+            tstate = tuple(s.detach() for s in tstate) if isinstance(tstate, tuple) \
+                else tstate.detach()
+            loss = F.cross_entropy(dec(out).reshape(-1, V), torch.from_numpy(y).long().reshape(-1))
+            topt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tm.parameters(), tc.grad_clip)
+            topt.step()
         if (step + 1) % a.every == 0:
             ours = evaluate_ids(m, val_ids, 50, 50).nats_per_char
             theirs = from_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()},
                                      a.model)
-            ref = evaluate_ids(theirs, val_ids, 50, 50).nats_per_char
-            print(f"{step + 1}, {ours:.4f}, {ref:.4f}",
-                  flush=True)
+            ref = math.nan if a.charrnn_only else evaluate_ids(theirs, val_ids, 50, 50).nats_per_char
+            print(f"{step + 1}, {ours:.4f}, {ref:.4f}", flush=True)
+            curves[0].append(ours)
+            curves[1].append(ref)
+    gaps = [o - r for o, r in zip(*curves)]
+    spikes = [sum(v > min(c[:i + 1]) + 0.1 for i, v in enumerate(c)) for c in curves]
+    print(f"summary seed {a.seed}: final {curves[0][-1]:.4f} vs {curves[1][-1]:.4f}, gap "
+          f"charrnn-PyTorch max {max(gaps):+.4f} min {min(gaps):+.4f} mean {np.mean(gaps):+.4f}; "
+          f"spikes charrnn {spikes[0]}, PyTorch {spikes[1]}")
 
 
 if __name__ == "__main__":
