@@ -10,16 +10,27 @@ The library API does everything the CLI does::
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import info, load, resolve_checkpoint
+from . import evaluate as _evaluate
+from . import export as _export
+from . import sample as _sample
+from .api import info, load, resolve_checkpoint, taking_a_model
 from .config import ModelConfig, TrainConfig
 from .data import Vocab, one_hot, read_text
 from .errors import CharrnnError
-from .evaluate import EvalResult, evaluate, evaluate_file
-from .export import export, from_state_dict, state_dict
+from .evaluate import EvalResult
+from .export import from_state_dict
 from .model import Model
 from .records import known_records
-from .sample import sample, sample_chunks, sample_many
 from .train import TrainResult, train
+
+# Each takes a Model or a checkpoint path (a file or run directory) as its first argument.
+evaluate = taking_a_model(_evaluate.evaluate)
+evaluate_file = taking_a_model(_evaluate.evaluate_file)
+export = taking_a_model(_export.export)
+state_dict = taking_a_model(_export.state_dict)
+sample = taking_a_model(_sample.sample)
+sample_chunks = taking_a_model(_sample.sample_chunks)
+sample_many = taking_a_model(_sample.sample_many)
 
 try:
     __version__ = version("charrnn")

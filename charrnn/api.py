@@ -1,6 +1,7 @@
 """Loading checkpoints as ready-to-use models, and resolving where a checkpoint is."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -90,3 +91,21 @@ def info(path=None) -> dict:
         "num_records": r.corpus.get("records"),
         "end_index": r.vocab.index(END) if END in r.vocab else None,
     }
+
+
+def as_model(model) -> Model:
+    """A Model as it is; a path (checkpoint file or run directory) loaded; anything else is a
+    CharrnnError. Every public function that takes a model takes either."""
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load(model)
+    raise CharrnnError(f"expected a charrnn Model or a checkpoint path, got {model!r}")
+
+
+def taking_a_model(f):
+    """f(model, ...) that also accepts a checkpoint path (or run directory) as its model."""
+    @functools.wraps(f)
+    def wrapper(model, *args, **kwargs):
+        return f(as_model(model), *args, **kwargs)
+    return wrapper

@@ -136,6 +136,35 @@ def load(path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def is_checkpoint(path) -> bool:
+    """Whether path is a file `charrnn train` wrote (an .npz whose metadata says so). Only a
+    regular file can be one (a device such as /dev/full is never read)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "meta.npy" not in z.namelist():
+                return False
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == "charrnn"
+
+
+def check_output(out, source=None, force: bool = False) -> None:
+    """Refuse to write a command's output (export, sample -o) over the checkpoint it reads, or
+    over any charrnn checkpoint unless force: either would destroy a trained model."""
+    out = os.fspath(out)
+    if source is not None and os.path.exists(out) and os.path.exists(source) \
+            and os.path.samefile(out, source):
+        raise CharrnnError(f"{out} is the checkpoint being read: writing there would destroy "
+                           "it; choose another output path")
+    if not force and is_checkpoint(out):
+        raise CharrnnError(f"{out} is a charrnn checkpoint: writing there would destroy it; "
+                           "choose another output path, or pass --force to replace it")
+
+
 def _unreadable(path: str, e: Exception) -> CharrnnError:
     return CharrnnError(f"{path}: not a readable charrnn checkpoint (truncated or corrupt: "
                         f"{type(e).__name__}); use another checkpoint, e.g. last.npz or best.npz "

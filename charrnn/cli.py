@@ -15,7 +15,8 @@ import click
 
 from .api import info as get_info
 from .api import load, resolve_checkpoint
-from .config import ModelConfig, SampleConfig, TrainConfig, flag
+from .config import ModelConfig, SampleConfig, TrainConfig, flag, resume_config
+from .checkpoint import check_output
 from .demo import format_steps, hello
 from .distributed import launched_rank_and_size
 from .errors import CharrnnError
@@ -29,7 +30,6 @@ from .sample import check_sampling, prime_ids, sample_chunks, sample_many
 from .train import resume_record
 from .train import train as run_train
 
-STOPPING = ("max_steps", "epochs", "time_limit")  # when to stop; may change on --resume
 MODEL_OPTIONS = [f.name for f in dataclasses.fields(ModelConfig) if "help" in f.metadata]
 
 
@@ -76,6 +76,10 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("aborted", err=True)
             sys.exit(1)
+        except _OutputError as e:  # --help or --version, written before any command runs
+            _silence(e.stream)
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
@@ -86,7 +90,7 @@ class _Group(click.Group):
                 raise
             if isinstance(e, _OutputError):
                 _silence(e.stream)  # so the flush at exit does not fail again
-            if getattr(e, "report", True):  # hook: under MPI, rank 0 alone reports shared errors
+            if getattr(e, "report", True):  # under MPI, rank 0 alone reports shared errors
                 click.echo(f"error: {e}", err=True)
             ctx.exit(2)
 
@@ -116,7 +120,8 @@ def cli(debug):
               help="Continue the run in --checkpoint-dir (or from PATH) exactly where it stopped.")
 @click.option("--sample-every", type=int, default=0, show_default=True,
               help="Print a sample every N steps (0: never).")
-@click.option("--sample-length", type=int, default=200, show_default=True)
+@click.option("--sample-length", type=int, default=200, show_default=True,
+              help="Characters in each --sample-every sample.")
 @click.option("--overwrite", is_flag=True,
               help="Start afresh in a --checkpoint-dir that already holds a run, replacing it.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -162,7 +167,7 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
                        progress=not quiet,
                        sample_every=sample_every, sample_length=sample_length, on_start=announce,
                        distributed=distributed)
-    if not quiet and (not distributed or _mpi_rank() == 0):  # hook: rank 0 alone reports
+    if not quiet and (not distributed or _mpi_rank() == 0):  # under MPI, rank 0 alone reports
         why = " (no better validation within --patience validations)" \
             if result.stopped == "stopped early" else ""
         click.echo(f"{result.stopped} at step {result.step}{why}: best validation loss "
@@ -189,13 +194,9 @@ def _check_resume_model(record, given: dict) -> None:
 
 
 def _train_config(options, given, record) -> TrainConfig:
-    """TrainConfig from the options; when resuming, the saved one with the given options over it."""
-    if record is None:
-        return TrainConfig(**options)
-    saved = record.train
-    if any(k in given for k in STOPPING):  # new stopping options replace all the saved ones
-        saved = dataclasses.replace(saved, **{k: None for k in STOPPING})
-    return dataclasses.replace(saved, **given)
+    """TrainConfig from the options; when resuming, the saved one with the given options over it
+    (config.resume_config: the one merge, also train()'s)."""
+    return TrainConfig(**options) if record is None else resume_config(record.train, given)
 
 
 @cli.command()
@@ -204,18 +205,19 @@ def _train_config(options, given, record) -> TrainConfig:
               help=_field(SampleConfig, "temperature").metadata["help"])
 @config_options(SampleConfig, exclude=("temperature",))  # --temp takes a list
 @click.option("--prime", default=None, help="Text to start from (printed first).")
-@click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
 @click.option("--num-samples", type=int, default=1, show_default=True,
               help="Samples per temperature, generated together (sample k uses seed + k).")
 @click.option("--threads", type=int, default=None,
               help="Worker threads for many samples [default: every core this process may use].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of stdout.")
+@click.option("--force", is_flag=True,
+              help="Replace the --output file even if it is a charrnn checkpoint.")
 @click.option("--novel", is_flag=True,
               help="Records models: print only samples that are not lines of the training corpus "
                    "(a count goes to stderr).")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
-           novel):
+           force, novel):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -227,7 +229,7 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     """
     temperatures = _parse_temps(temps)
     for t in temperatures:
-        check_sampling(length, t, top_k, top_p)
+        check_sampling(length, t, top_k, top_p, seed)
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     if threads is not None and threads < 1:
@@ -238,6 +240,8 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     model = load(checkpoint)
     encoding = model.vocab.encoding
     prime_ids(model.vocab, prime)  # checks the prime before anything compiles or prints
+    if output:
+        check_output(output, model.path, force)
     if model.vocab.end is not None:
         return _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p,
                                threads, output, novel)
@@ -353,7 +357,8 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, threads, as_json):
 @cli.command()
 @click.argument("checkpoint")
 @click.argument("out", type=click.Path(dir_okay=False))
-def export(checkpoint, out):
+@click.option("--force", is_flag=True, help="Replace OUT even if it is a charrnn checkpoint.")
+def export(checkpoint, out, force):
     """Write CHECKPOINT's weights to OUT (.npz) under PyTorch state_dict names.
 
     \b
@@ -362,7 +367,7 @@ def export(checkpoint, out):
     See the README for loading it into torch.nn.LSTM/GRU/RNN + nn.Linear.
     """
     model = load(checkpoint)
-    run_export(model, out)
+    run_export(model, out, force)
     click.echo(f"wrote {out} ({model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden}, "
                f"vocabulary {model.cfg.vocab_size})", err=True)
 
@@ -420,7 +425,7 @@ def plot(run_dir, output):
     """
     metrics = read_metrics(run_dir)
     if metrics["skipped"]:
-        click.echo(f"note: skipped {metrics['skipped']} unreadable rows of "
+        click.echo(f"note: skipped {metrics['skipped']} unreadable or non-finite rows of "
                    f"{os.path.join(run_dir, 'metrics.csv')}", err=True)
     if output:
         plot_png(run_dir, output, metrics)
@@ -438,7 +443,8 @@ def demo():
 @click.option("--word", default="hello", show_default=True, help="The word to learn.")
 @click.option("--hidden", type=int, default=3, show_default=True, help="Hidden size.")
 @click.option("--steps", type=int, default=300, show_default=True, help="Training steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the initial weights.")
 def demo_hello(word, hidden, steps, seed):
     """The cs231n example: a vanilla RNN learns to spell "hello" from h, e, l, o.
 

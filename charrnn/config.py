@@ -20,12 +20,23 @@ ACTIVATIONS = ("tanh", "relu")
 ENCODINGS = ("utf-8", "bytes")
 
 
-def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None):
+# What a training option may do when a run is resumed (TrainConfig fields declare one each):
+# "must match": it changes what the next steps compute, so a resumed run keeps it (a different
+#   value is refused); "stopping": when to stop, may change, and a stopping option given on
+#   resume replaces all the saved ones (a new --max-steps drops the saved --time-limit);
+# "may change": cadence and machine options (validation, checkpoints, threads, patience).
+MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
+RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
+
+
+def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
+           on_resume: str | None = None):
     """A config field declared together with its command-line option: the default, the help
-    text, the choices and (if not --<field-name>) the flag. cli.py builds the options from these,
-    so each fact is written here once."""
-    return dataclasses.field(default=default,
-                             metadata={"help": help, "choices": choices, "flag": flag})
+    text, the choices, (if not --<field-name>) the flag and, for training options, what resuming
+    may do with it (RESUME_POLICIES). cli.py builds the options from these, so each fact is
+    written here once."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                        "flag": flag, "on_resume": on_resume})
 
 
 def flag(f: dataclasses.Field) -> str:
@@ -80,52 +91,58 @@ class ModelConfig:
 class TrainConfig:
     """How to train. Every field has a CLI option of the same name (underscores become dashes)."""
 
-    seq_len: int = option(50, "BPTT window length.")
-    batch_size: int = option(50, "Parallel rows.")
-    optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
-    lr: float = option(3e-3, "Learning rate.")
+    seq_len: int = option(50, "BPTT window length.", on_resume=MUST_MATCH)
+    batch_size: int = option(50, "Parallel rows.", on_resume=MUST_MATCH)
+    optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS, on_resume=MUST_MATCH)
+    lr: float = option(3e-3, "Learning rate.", on_resume=MUST_MATCH)
     momentum: float | None = option(None, "Momentum for sgd (default 0.9) and rmsprop "
-                                    "(default 0).")
-    nesterov: bool = option(False, "Nesterov momentum (sgd).")
-    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw).")
-    grad_clip: float = option(5.0, "Clip gradients at this global norm (0: off).")
+                                    "(default 0).", on_resume=MUST_MATCH)
+    nesterov: bool = option(False, "Nesterov momentum (sgd).", on_resume=MUST_MATCH)
+    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw).", on_resume=MUST_MATCH)
+    grad_clip: float = option(5.0, "Clip gradients at this global norm (0: off).",
+                              on_resume=MUST_MATCH)
     clip_mode: str = option("norm", "Clip the global norm, or every element.",
-                            choices=CLIP_MODES)
+                            choices=CLIP_MODES, on_resume=MUST_MATCH)
     lr_schedule: str = option("auto", "Learning-rate schedule. auto: with --time-limit, decay "
                               "linearly to zero when the budget ends (the end estimated from the "
                               "speed of the first steps); otherwise constant. linear, cosine: to "
                               "zero at --max-steps or --epochs. step: x --lr-decay per epoch.",
-                              choices=SCHEDULES)
-    warmup_steps: int = option(0, "Linear warm-up steps.")
-    lr_decay: float = option(0.97, "Per-epoch factor for --lr-schedule step.")
-    lr_decay_after: int = option(10, "First epoch that decays, for --lr-schedule step.")
-    max_steps: int | None = option(None, "Stop after this many steps.")
+                              choices=SCHEDULES, on_resume=MUST_MATCH)
+    warmup_steps: int = option(0, "Linear warm-up steps.", on_resume=MUST_MATCH)
+    lr_decay: float = option(0.97, "Per-epoch factor for --lr-schedule step.",
+                             on_resume=MUST_MATCH)
+    lr_decay_after: int = option(10, "First epoch that decays, for --lr-schedule step.",
+                                 on_resume=MUST_MATCH)
+    max_steps: int | None = option(None, "Stop after this many steps.", on_resume=STOPPING)
     epochs: float | None = option(None, "Stop after this many epochs (default 10 when no "
-                                  "--max-steps or --time-limit is given).")
-    time_limit: float | None = option(None, "Stop after this many seconds.")
+                                  "--max-steps or --time-limit is given).", on_resume=STOPPING)
+    time_limit: float | None = option(None, "Stop after this many seconds.", on_resume=STOPPING)
     auto: bool = option(False, "Choose the model (LSTM size, dropout) for the --time-limit "
                         "budget from a short speed probe of this machine; says what it chose "
-                        "and why.")
+                        "and why.", on_resume=MAY_CHANGE)
     patience: int = option(0, "Stop when validation has not improved for N validations in a row "
-                           "(0: never); best.npz is the result.")
-    val_fraction: float = option(0.1, "The last part of the text held out for validation.")
+                           "(0: never); best.npz is the result.", on_resume=MAY_CHANGE)
+    val_fraction: float = option(0.1, "The last part of the text held out for validation.",
+                                 on_resume=MUST_MATCH)
     val_max_chars: int = option(1_000_000, "Validate on at most this many characters of the "
-                                "held-out part.")
-    eval_every: int = option(200, "Validate (and write last.npz) every N steps.")
+                                "held-out part.", on_resume=MAY_CHANGE)
+    eval_every: int = option(200, "Validate (and write last.npz) every N steps.",
+                             on_resume=MAY_CHANGE)
     checkpoint_every: int = option(0, "Also write last.npz every N steps (0: only at "
-                                   "validations).")
+                                   "validations).", on_resume=MAY_CHANGE)
     checkpoint_interval: float | None = option(None, "Also write last.npz every this many "
-                                               "seconds.")
-    keep: int = option(0, "Also keep numbered checkpoints ckpt-<step>.npz, the K newest.")
-    seed: int = option(0, "Random seed (initialisation, dropout).")
+                                               "seconds.", on_resume=MAY_CHANGE)
+    keep: int = option(0, "Also keep numbered checkpoints ckpt-<step>.npz, the K newest.",
+                       on_resume=MAY_CHANGE)
+    seed: int = option(0, "Random seed (initialisation, dropout).", on_resume=MUST_MATCH)
     records: bool = option(False, "Records mode: each non-empty line is one example (a name, a "
                            "title), read from the initial state and ended by an end symbol; "
                            "batches hold --batch-size whole lines (--seq-len is not used) and a "
-                           "random --val-fraction of the lines validates.")
+                           "random --val-fraction of the lines validates.", on_resume=MUST_MATCH)
     encoding: str = option("utf-8", "Read the corpus as UTF-8 characters or raw bytes.",
-                           choices=ENCODINGS)
+                           choices=ENCODINGS, on_resume=MUST_MATCH)
     threads: int | None = option(None, "Worker threads [default: every core this process may "
-                                 "use].")
+                                 "use].", on_resume=MAY_CHANGE)
 
     def __post_init__(self):
         check_types(self)
@@ -181,8 +198,12 @@ class SampleConfig:
                                 "compares several.", flag="--temp")
     top_k: int = option(0, "Sample among the k most likely (0: all).")
     top_p: float = option(1.0, "Nucleus sampling threshold.")
+    seed: int | None = option(None, "Random seed for reproducible output.")
 
     def __post_init__(self):
+        check(self.seed is None or (isinstance(self.seed, numbers.Integral)
+                                    and not isinstance(self.seed, bool) and self.seed >= 0),
+              f"--seed must be an integer >= 0, got {self.seed!r}")
         for name in ("length", "top_k", "temperature", "top_p"):
             value, integer = getattr(self, name), name in ("length", "top_k")
             ok = isinstance(value, numbers.Integral if integer else numbers.Real)
@@ -193,6 +214,22 @@ class SampleConfig:
               f"--temp must be > 0, or 0 for greedy, got {self.temperature}")
         check(self.top_k >= 0, f"--top-k must be >= 0 (0: off), got {self.top_k}")
         check(0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+def resume_config(saved: TrainConfig, given: dict) -> TrainConfig:
+    """The options of a resumed run: the saved ones with `given` ({field: value}) over them, by
+    each field's on_resume policy. A stopping option given replaces all the saved stopping
+    options; a "must match" option that differs is refused, naming each difference. The CLI
+    passes the options given on its command line, train() a whole TrainConfig."""
+    policy = {f.name: f.metadata["on_resume"] for f in dataclasses.fields(TrainConfig)}
+    flags = {f.name: flag(f) for f in dataclasses.fields(TrainConfig)}
+    diff = [f"{flags[k]} {getattr(saved, k)} -> {v}" for k, v in given.items()
+            if policy[k] == MUST_MATCH and getattr(saved, k) != v]
+    check(not diff, "cannot resume with different options: " + "; ".join(diff)
+          + " (use the original options, or start a new --checkpoint-dir)")
+    if any(policy[k] == STOPPING for k in given):
+        saved = dataclasses.replace(saved, **{k: None for k, p in policy.items() if p == STOPPING})
+    return dataclasses.replace(saved, **given)
 
 
 def _is(value, kind: str) -> bool:

@@ -61,6 +61,8 @@ def hello(word: str = "hello", hidden: int = 3, steps: int = 300, seed: int = 0,
         raise CharrnnError("--word needs at least 2 characters")
     if hidden < 1 or steps < 0:
         raise CharrnnError("--hidden must be >= 1 and --steps >= 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise CharrnnError(f"--seed must be an integer >= 0, got {seed!r}")
     vocab = Vocab(list(dict.fromkeys(word)))  # order of first appearance: h, e, l, o
     model = Model(ModelConfig(len(vocab), "rnn", hidden, 1), dtype=np.float64, seed=seed,
                   vocab=vocab)

@@ -118,7 +118,10 @@ def current() -> Group:
 # -- the group -------------------------------------------------------------------------------------
 
 class Group:
-    """This rank's view of the job: who it is, its rows, and every collective the trainer uses."""
+    """This rank's view of the job: who it is, its rows, and every collective the trainer uses
+    (the methods of group.Solo, the one-process group, over MPI)."""
+
+    distributed = True
 
     def __init__(self):
         from mpi4py import MPI

@@ -12,7 +12,8 @@ import numpy as np
 
 from .cells import CELLS
 from .config import ModelConfig, to_dict
-from .errors import CharrnnError
+from .checkpoint import check_output
+from .errors import CharrnnError, check_path
 from .fileio import write_file
 from .model import Model
 
@@ -32,9 +33,12 @@ def state_dict(model, dtype=np.float32, grads: bool = False) -> dict[str, np.nda
     return {k: np.array(v, dtype=dtype) for k, v in out.items()}
 
 
-def export(model, path) -> None:
+def export(model, path, force: bool = False) -> None:
     """Write state_dict(model) plus `vocab` (JSON list of characters) and `config` (JSON) to an
-    .npz at path, atomically."""
+    .npz at path, atomically. Refuses to write over the checkpoint the model came from, or over
+    any charrnn checkpoint unless force."""
+    check_path(path, "the export path")
+    check_output(path, getattr(model, "path", None), force)
     arrays = state_dict(model)
     arrays["vocab"] = np.frombuffer(json.dumps(model.vocab.chars).encode(), np.uint8)
     arrays["config"] = np.frombuffer(json.dumps(to_dict(model.cfg)).encode(), np.uint8)

@@ -34,6 +34,10 @@ def write_file(path, write: Callable[[BinaryIO], None], hint: str = "") -> None:
         raise _error(path, e, hint) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise CharrnnError(f"cannot write {path}: it is a directory; give a file name")
+    folder = os.path.dirname(target)
+    if st is None and not os.path.isdir(folder):  # never create folders the user did not ask for
+        raise CharrnnError(f"cannot write {path}: the folder {os.path.dirname(path) or '.'} "
+                           "does not exist; create it first, or choose another path")
     if st is not None and not stat.S_ISREG(st.st_mode):
         return _write_direct(path, write, hint)
     _write_replace(target, st, write, path, hint)
@@ -56,7 +60,6 @@ def _write_replace(target: str, st, write, shown: str, hint: str) -> None:
     folder, name = os.path.split(target)
     tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(4)}-{name}")
     try:
-        os.makedirs(folder, exist_ok=True)
         # 0o666 through the umask, like any new file; an existing target keeps its own mode
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:

@@ -13,6 +13,9 @@ from .fileio import write_file
 from .rundir import METRICS
 
 LN2 = math.log(2)
+# matplotlib's formats, to name a wrong suffix even where matplotlib is not installed
+IMAGE_FORMATS = ("eps", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz",
+                 "tif", "tiff", "webp")
 
 
 def read_metrics(run_dir) -> dict[str, np.ndarray]:
@@ -59,7 +62,9 @@ def _read_rows(path: Path) -> tuple[list, int]:
     for r in table[1:]:
         try:
             assert len(r) == len(METRICS)
-            rows.append((int(r[0]), float(r[2]), float(r[3]) if r[3] else None))
+            step, train, val = int(r[0]), float(r[2]), float(r[3]) if r[3] else None
+            assert math.isfinite(train)  # a diverged step (nan, inf) has no point to plot
+            rows.append((step, train, val if val is not None and math.isfinite(val) else None))
         except (AssertionError, ValueError):
             skipped += 1
     return rows, skipped
@@ -85,8 +90,12 @@ def plot_png(run_dir, out, metrics: dict | None = None) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CharrnnError("plotting to a PNG needs matplotlib: pip install 'charrnn[plot]' "
-                           "(without -o, a text plot is shown instead)") from None
+        suffix = Path(out).suffix.lower().lstrip(".") or "png"
+        if suffix not in IMAGE_FORMATS:
+            raise CharrnnError(f"cannot write {out}: .{suffix} is not an image format; use .png, "
+                               ".svg or .pdf (without -o, a text plot is shown)") from None
+        raise CharrnnError(f"plotting to a .{suffix} file needs matplotlib: pip install "
+                           "'charrnn[plot]' (without -o, a text plot is shown instead)") from None
     fmt = _image_format(out, plt)
     m = metrics or read_metrics(run_dir)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 from . import checkpoint as ckpt
@@ -18,10 +19,11 @@ from .errors import CharrnnError
 from .fileio import TMP_PREFIX, write_bytes
 
 METRICS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "seconds")
+NUMBERED = re.compile(r"ckpt-(\d{8,})\.npz")  # exactly what numbered() writes; nothing else is ours
 
 
 class RunDir:
-    """The files of one run; the trainer (train._Run) decides when to write them."""
+    """The files of one run; the trainer (run.Run) decides when to write them."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -34,18 +36,33 @@ class RunDir:
     def numbered(self, step: int) -> str:
         return f"ckpt-{step:08d}.npz"
 
+    def numbered_checkpoints(self) -> list[Path]:
+        """The numbered checkpoints charrnn wrote here (names matching NUMBERED exactly), oldest
+        step first. A user's own ckpt-3.npz or ckpt-best.npz is not one of them."""
+        found = []
+        for p in self.path.glob("ckpt-*.npz"):
+            m = NUMBERED.fullmatch(p.name)
+            if m and p.is_file():
+                found.append((int(m.group(1)), p))
+        return [p for _, p in sorted(found)]
+
     def refuse_existing(self) -> None:
-        """A new run never silently replaces one: say what is there and what the choices are."""
+        """A new run never silently replaces one: say what is there and what the choices are.
+        Any file a run writes counts (last.npz, best.npz, a numbered checkpoint, metrics.csv)."""
         found = [n for n in ("last.npz", "best.npz") if (self.path / n).is_file()]
-        if not found:
+        others = [p.name for p in self.numbered_checkpoints()] + \
+            ([self.metrics.name] if self.metrics.is_file() else [])
+        if not found and not others:
             return
-        try:
-            p = ckpt.read(self.path / found[0]).progress
-            best = p.best_val_loss
-            what = (f"a run at step {p.step:,}, best validation loss "
-                    + ("none yet" if best is None else f"{float(best):.4f}"))
-        except (CharrnnError, KeyError, TypeError, ValueError):
-            what = f"a run ({found[0]})"
+        what = f"{others[0] if not found else found[0]}, a file a run writes"
+        if found:
+            try:
+                p = ckpt.read(self.path / found[0]).progress
+                best = p.best_val_loss
+                what = (f"a run at step {p.step:,}, best validation loss "
+                        + ("none yet" if best is None else f"{float(best):.4f}"))
+            except (CharrnnError, KeyError, TypeError, ValueError):
+                what = f"a run ({found[0]})"
         raise CharrnnError(f"{self.path} already holds {what}; continue it with --resume, choose "
                            "another --checkpoint-dir, or pass --overwrite to replace it")
 
@@ -83,7 +100,7 @@ class RunDir:
         self._mkdir()
         try:
             if overwrite:
-                for old in [*self.path.glob("ckpt-*.npz"), self.path / "last.npz",
+                for old in [*self.numbered_checkpoints(), self.path / "last.npz",
                             self.path / "best.npz"]:
                     old.unlink(missing_ok=True)
         except OSError as e:
@@ -115,8 +132,8 @@ class RunDir:
             tmp.unlink(missing_ok=True)
 
     def rotate(self, keep: int) -> None:
-        """Delete all but the `keep` newest numbered checkpoints."""
-        for old in sorted(self.path.glob("ckpt-*.npz"))[:-keep]:
+        """Delete all but the `keep` newest numbered checkpoints (by step; only charrnn's own)."""
+        for old in self.numbered_checkpoints()[:-keep]:
             old.unlink(missing_ok=True)
 
     def open_log(self, opener=open) -> MetricsLog:

@@ -46,7 +46,7 @@ def sample_chunks(model, length: int = S.length, temperature: float = S.temperat
     top_p : float
         Nucleus sampling: only the most likely characters whose probability reaches top_p.
     """
-    check_sampling(length, temperature, top_k, top_p)
+    check_sampling(length, temperature, top_k, top_p, seed)
     ids = prime_ids(model.vocab, prime)
     prime = prime and model.vocab.from_user(prime)
     return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
@@ -103,9 +103,10 @@ def sample(model, length: int = S.length, temperature: float = S.temperature,
     return "".join(sample_chunks(model, length, temperature, prime, seed, top_k, top_p))
 
 
-def check_sampling(length: int, temperature: float, top_k: int, top_p: float) -> None:
+def check_sampling(length: int, temperature: float, top_k: int, top_p: float,
+                   seed: int | None = None) -> None:
     """Raise CharrnnError for out-of-range or mistyped sampling options."""
-    S(length, temperature, top_k, top_p)
+    S(length, temperature, top_k, top_p, seed)
 
 
 def sample_many(model, num_samples: int, length: int = S.length,
@@ -118,7 +119,7 @@ def sample_many(model, num_samples: int, length: int = S.length,
     products sum in another order). Other parameters as sample_chunks; threads: worker threads
     (default: every usable core).
     """
-    check_sampling(length, temperature, top_k, top_p)
+    check_sampling(length, temperature, top_k, top_p, seed)
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     ids = prime_ids(model.vocab, prime)

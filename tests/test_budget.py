@@ -1,6 +1,6 @@
 """Training on a budget: the schedule that ends with --time-limit, and --patience."""
 import csv
-import importlib
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +11,7 @@ from charrnn.cli import cli
 from charrnn.config import TrainConfig
 from charrnn.optim import learning_rate
 
-train_mod = importlib.import_module("charrnn.train")  # the module (charrnn.train is the function)
+from charrnn import group as group_mod
 SMALL = {"hidden": 8, "layers": 1, "progress": False}
 
 
@@ -74,7 +74,7 @@ def scripted_validation(monkeypatch):
     """Validation losses in a given order, one per validation."""
     def script(losses):
         it = iter(losses)
-        monkeypatch.setattr(train_mod, "evaluate_ids",
+        monkeypatch.setattr(group_mod, "evaluate_ids",
                             lambda *a, **k: SimpleNamespace(nats_per_char=next(it)))
     return script
 
@@ -150,7 +150,7 @@ def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, mo
 def test_probe_measures_a_positive_speed():
     from charrnn import budget
     cps = budget.measure("lstm", 1, 8, 10, 2, 4)
-    assert cps > 0 and cps == cps  # a real measurement of this machine, no verdict on its speed
+    assert math.isfinite(cps) and cps > 0  # a real measurement of this machine, no verdict on its speed
 
 
 def test_auto_cli_errors(tiny_corpus):

@@ -43,3 +43,18 @@ def test_module_imports_counts_only_top_level_ones(tmp_path):
     assert module_imports(tmp_path / "a.py") == {"b"}
     (tmp_path / "c.py").write_text("def f():\n    from .d import x\n")
     assert module_imports(tmp_path / "c.py") == set()
+
+
+def test_the_readme_module_map_matches_the_code():
+    readme = (PKG.parent / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith(".py`"):
+            imports = set() if cells[2] == "nothing" else {m.strip() for m in cells[2].split(",")}
+            rows[cells[0].strip("`")[:-3]] = imports
+    code = {p.stem: module_imports(p) for p in PKG.glob("*.py")
+            if p.stem not in ("__init__", "__main__")}
+    assert set(rows) == set(code), "modules missing from (or extra in) the README's map"
+    for name, imports in code.items():
+        assert rows[name] == imports, f"README's map: {name}.py imports {sorted(imports)}"

@@ -297,7 +297,7 @@ def test_plot_skips_unreadable_rows_with_a_notice(run, tmp_path):
     d = _copy_run(run, tmp_path, good + b"7,0.1,2.5\nxx,\x00,1,2,3,4,5\n")
     r = CliRunner().invoke(cli, ["plot", str(d)])
     assert r.exit_code == 0, r.output
-    assert "skipped 2 unreadable rows" in r.output
+    assert "skipped 2 unreadable or non-finite rows" in r.output
 
 
 def test_resume_rebuilds_a_damaged_metrics_log(run, tmp_path):

@@ -112,3 +112,34 @@ def test_stopping_options_on_resume_replace_the_saved_ones(tiny_corpus, tmp_path
     meta = charrnn.load(run / "last.npz").meta
     assert meta["progress"]["step"] == step + 3  # not stopped again by the old time limit
     assert meta["train"]["time_limit"] is None
+
+
+def test_keep_and_overwrite_touch_only_charrnns_numbered_checkpoints(tiny_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert train(tiny_corpus, run, "--max-steps", "2").exit_code == 0
+    for name in ("ckpt-3.npz", "ckpt-best.npz", "ckpt-7.npz"):  # the user's own files
+        (run / name).write_bytes(b"mine")
+    r = train(tiny_corpus, run, "--resume", "--max-steps", "8", "--checkpoint-every", "1",
+              "--keep", "2")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in run.glob("ckpt-*"))
+    assert names == ["ckpt-00000007.npz", "ckpt-00000008.npz", "ckpt-3.npz", "ckpt-7.npz",
+                     "ckpt-best.npz"]  # the two newest by step, and every file of the user's
+    r = train(tiny_corpus, run, "--max-steps", "1", "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in run.glob("ckpt-*")) == ["ckpt-3.npz", "ckpt-7.npz",
+                                                          "ckpt-best.npz"]
+    assert (run / "ckpt-7.npz").read_bytes() == b"mine"
+
+
+def test_a_users_metrics_csv_or_numbered_checkpoint_counts_as_a_run(tiny_corpus, tmp_path):
+    for name in ("metrics.csv", "ckpt-00000004.npz"):
+        run = tmp_path / name
+        run.mkdir()
+        (run / name).write_text("my own notes\n")
+        r = train(tiny_corpus, run, "--max-steps", "1")
+        assert r.exit_code == 2
+        assert r.stderr.strip() == (f"error: {run} already holds {name}, a file a run writes; "
+                                    "continue it with --resume, choose another --checkpoint-dir, "
+                                    "or pass --overwrite to replace it")
+        assert (run / name).read_text() == "my own notes\n"

@@ -1,0 +1,71 @@
+"""The processes that train one model together: a group of one, or the ranks of an MPI job.
+
+The training loop (run.py) speaks to its group and never asks whether there is more than one
+process: the job of a group is to make R processes compute what one process computes. `Solo` is
+the one-process group, where every collective is the identity; `distributed.Group` implements
+the same methods over MPI (every rank takes its rows of each batch, gradients are averaged with
+an Allreduce, rank 0 alone writes). The methods, in the order a run meets them:
+
+    in_turns(load, *args)                 setup: build a cache without two writers at once
+    batches(ids, batch_size, seq_len)     this process's rows of every training window
+    default_threads()                     worker threads when --threads is not given
+    ready(params, corpus_id)              the end of setup: the same corpus and parameters
+    my_rows(state), rows_of_rng(rng)      this process's rows of the carried state, of dropout
+    average_gradients(grads, loss)        the mean gradient and loss over the global batch
+    after_step(params, step)              every so often, check that the ranks still agree
+    any(*flags)                           each flag, true everywhere when true anywhere
+    exchange(value)                       every process's value, in rank order
+    evaluate(model, ids, batch, seq_len)  validation over the global batch's rows
+    save(write, path, meta, arrays)       one checkpoint, written once
+    open_on_root(path, ...)               the metrics log (open() where this process writes)
+"""
+from __future__ import annotations
+
+from .data import Batches
+from .evaluate import evaluate_ids
+
+
+class Solo:
+    """The group of one process: every collective returns what it was given."""
+
+    rank, size, root = 0, 1, True
+    distributed = False  # not an MPI job (setup refuses what MPI cannot do yet)
+
+    def in_turns(self, load, *args):
+        return load(*args)
+
+    def batches(self, ids, batch_size: int, seq_len: int) -> Batches:
+        return Batches(ids, batch_size, seq_len)
+
+    def default_threads(self):
+        return None  # every core this process may use (threads.py)
+
+    def ready(self, params, corpus_id: dict) -> None:
+        pass
+
+    def my_rows(self, state):
+        return state
+
+    def rows_of_rng(self, rng):
+        return rng
+
+    def average_gradients(self, grads, loss: float) -> float:
+        return loss
+
+    def after_step(self, params, step: int) -> None:
+        pass
+
+    def any(self, *flags: bool) -> tuple:
+        return tuple(bool(f) for f in flags)
+
+    def exchange(self, value=None) -> list:
+        return [value]
+
+    def evaluate(self, model, ids, batch_size: int, seq_len: int):
+        return evaluate_ids(model, ids, batch_size, seq_len)
+
+    def save(self, write, path, meta: dict, arrays: dict) -> None:
+        write(path, meta, arrays)
+
+    def open_on_root(self, path, *args, **kwargs):
+        return open(path, *args, **kwargs)

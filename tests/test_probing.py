@@ -1,0 +1,119 @@
+"""What a new user's probing found (issue "Never lose a run, never a traceback (3)"): each case
+behaves as a serious tool should: one line, exit status 2, nothing destroyed."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import charrnn
+from charrnn.errors import CharrnnError
+from conftest import FAST_CLI, cli_run
+
+CHARRNN = [sys.executable, "-m", "charrnn"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One trained run directory, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("probe")
+    text = tmp / "tiny.txt"
+    from charrnn.train import DEFAULT_CORPUS
+    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
+    cli_run("train", text, *FAST_CLI, "--max-steps", 10, "--eval-every", 5,
+            "--checkpoint-dir", tmp / "run")
+    return tmp / "run"
+
+
+def one_line_error(r, *fragments):
+    assert r.exit_code == 2, (r.output, r.stderr)
+    err = r.stderr.strip()
+    assert "\n" not in err and err.startswith("error: ") and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+
+
+@pytest.mark.parametrize("target", ["last.npz", "best.npz"])
+def test_output_over_a_checkpoint_is_refused(run, target):
+    before = (run / target).read_bytes()
+    one_line_error(cli_run("export", run / "last.npz", run / target, ok=False),
+                   "writing there would destroy it")
+    one_line_error(cli_run("sample", run / "last.npz", "--length", 5, "-o", run / "best.npz",
+                           ok=False), "is a charrnn checkpoint", "--force")
+    one_line_error(cli_run("sample", run, "--length", 5, "-o", run / target, ok=False),
+                   "writing there would destroy it")
+    assert (run / target).read_bytes() == before
+    with pytest.raises(CharrnnError, match="destroy"):
+        charrnn.export(charrnn.load(run / target), run / target)
+
+
+def test_force_replaces_another_checkpoint_but_never_the_input(run, tmp_path):
+    other = tmp_path / "copy.npz"
+    other.write_bytes((run / "best.npz").read_bytes())
+    cli_run("export", run / "last.npz", other, "--force")
+    assert "rnn.weight_hh_l0" in np.load(other).files  # now an export
+    one_line_error(cli_run("export", run / "last.npz", run / "last.npz", "--force", ok=False),
+                   "is the checkpoint being read")
+
+
+def test_a_missing_output_folder_is_an_error_not_created(run, tmp_path):
+    where = tmp_path / "no" / "such"
+    one_line_error(cli_run("export", run, where / "m.npz", ok=False), "does not exist")
+    one_line_error(cli_run("sample", run, "--length", 5, "-o", where / "s.txt", ok=False),
+                   "does not exist")
+    with pytest.raises(CharrnnError, match="does not exist"):
+        charrnn.export(charrnn.load(run), where / "m.npz")
+    assert not (tmp_path / "no").exists()
+
+
+def test_seeds_are_checked_everywhere(run):
+    one_line_error(cli_run("sample", run, "--seed", -1, ok=False), "--seed must be an integer >= 0")
+    m = charrnn.load(run)
+    for bad in (1.5, -3, True, "7"):
+        with pytest.raises(CharrnnError, match="seed must be an integer >= 0"):
+            m.sample(10, seed=bad)
+        with pytest.raises(CharrnnError, match="seed must be an integer >= 0"):
+            charrnn.sample_many(m, 2, 10, seed=bad)
+    one_line_error(cli_run("demo", "hello", "--seed", -2, ok=False), "--seed must be")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["train", "--help"]])
+def test_help_and_version_to_a_full_device_are_one_line(args):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(CHARRNN + args, stdout=full, stderr=subprocess.PIPE, text=True,
+                           check=False)
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "error: cannot write to standard output: No space left on device"
+
+
+def test_plot_of_a_diverged_log_skips_the_non_finite_rows(run, tmp_path):
+    lines = (run / "metrics.csv").read_text().splitlines()
+    bad = tmp_path / "run"
+    bad.mkdir()
+    (bad / "last.npz").write_bytes((run / "last.npz").read_bytes())
+    cols = lines[-1].split(",")
+    nan_row = ",".join([str(int(cols[0]) + 1), cols[1], "nan", "inf", *cols[4:]])
+    (bad / "metrics.csv").write_text("\n".join(lines + [nan_row]) + "\n")
+    r = cli_run("plot", bad)
+    assert "skipped 1 unreadable or non-finite rows" in r.stderr and "characters seen" in r.output
+
+
+def test_the_api_takes_a_path_wherever_it_takes_a_model(run, tmp_path):
+    text = charrnn.sample(run, 20, seed=1)
+    assert text == charrnn.load(run).sample(20, seed=1)
+    assert len(charrnn.sample_many(str(run), 2, 5, seed=1)) == 2
+    assert charrnn.evaluate(run, "First Citizen").chars == 12
+    charrnn.export(run, tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").is_file()
+    for call in (lambda: charrnn.sample(5, 10), lambda: charrnn.evaluate(None, "x"),
+                 lambda: charrnn.export(3.0, tmp_path / "x.npz")):
+        with pytest.raises(CharrnnError, match="expected a charrnn Model or a checkpoint path"):
+            call()
+    with pytest.raises(CharrnnError, match="the export path must be a path"):
+        charrnn.export(run, 5)
+
+
+def test_a_finite_but_absurd_loss_is_divergence(tiny_corpus, tmp_path):
+    r = cli_run("train", tiny_corpus, *FAST_CLI, "--optimizer", "sgd", "--lr", 100,
+                "--max-steps", 50, "--eval-every", 10, "--checkpoint-dir", tmp_path / "r", ok=False)
+    one_line_error(r, "training diverged at step", "a uniform guess scores", "lower --lr")
