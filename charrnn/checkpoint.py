@@ -103,9 +103,9 @@ def save(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     untouched and a CharrnnError says why."""
     meta = dict(meta, format="charrnn", format_version=FORMAT_VERSION)
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    kept = "the previous checkpoint is kept" if os.path.isfile(path) else "nothing was written"
     write_file(path, lambda f: np.savez(f, meta=blob, **arrays),
-               hint="the previous checkpoint is kept (free some space or choose another "
-               "--checkpoint-dir)")
+               hint=f"{kept} (free some space or choose another --checkpoint-dir)")
 
 
 def load(path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -192,8 +192,11 @@ def _validate(path: str, meta, arrays: dict) -> None:
         raise CharrnnError(f"{path}: checkpoint is missing {', '.join(missing)}")
     try:
         cfg = from_dict(ModelConfig, meta["model"])
-    except (KeyError, TypeError) as e:
-        raise CharrnnError(f"{path}: checkpoint has no valid model configuration ({e})") from None
+        from_dict(TrainConfig, meta["train"])
+    except (KeyError, TypeError, CharrnnError) as e:  # the config's own check names an option
+        raise CharrnnError(f"{path}: damaged checkpoint metadata (the model or training options: "
+                           f"{e}); use another checkpoint, e.g. best.npz or a numbered one") \
+            from None
     if len(meta["vocab"]) != cfg.vocab_size:
         raise CharrnnError(f"{path}: vocabulary has {len(meta['vocab'])} characters but "
                            f"the model expects {cfg.vocab_size}")

@@ -20,7 +20,7 @@ from .checkpoint import check_output
 from .demo import format_steps, hello
 from .distributed import launched_rank_and_size
 from .errors import CharrnnError
-from .evaluate import evaluate_file
+from .evaluate import MIN_ROW_CHARS, eval_rows, evaluate_file
 from .export import export as run_export
 from .fileio import write_bytes
 from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
@@ -347,6 +347,12 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, threads, as_json):
     r = evaluate_file(model, textfile, batch_size=batch_size, skip_unknown=skip_unknown,
                       on_start=lambda: notice(forward_kernels(model.cfg.cell),
                                               lambda m: click.echo(m, err=True)))
+    rows = eval_rows(r.chars + 1, batch_size)
+    asked = click.get_current_context().get_parameter_source("batch_size").name != "DEFAULT"
+    if asked and rows < batch_size and model.vocab.end is None:  # text; records: whole lines
+        click.echo(f"note: --batch-size {batch_size} capped at {rows} rows for "
+                   f"{r.chars:,} characters (every row at least {MIN_ROW_CHARS} characters: a row "
+                   "starts from a zero state)", err=True)
     if as_json:
         click.echo(json.dumps(r.to_dict()))
     else:
@@ -403,11 +409,20 @@ def info(checkpoint, as_json):
     if d["records"]:
         lines.append(f"records mode:    {d['num_records']:,} records; the end symbol is id "
                      f"{d['end_index']} (the empty string in the vocabulary)")
-    lines += [
-        "options:         " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
-                                       d["train_options"].items() if v is not None),
-    ]
+    lines.append("options:         " + command_line(d["train_options"]))
     click.echo("\n".join(lines))
+
+
+def command_line(options: dict) -> str:
+    """TrainConfig options as flags that can be pasted back into `charrnn train`: a true flag
+    bare, a false one or None left out (the defaults), every other value after its flag."""
+    flags = {f.name: flag(f) for f in dataclasses.fields(TrainConfig)}
+    parts = []
+    for k, v in options.items():
+        if v is None or v is False or k not in flags:
+            continue
+        parts.append(flags[k] if v is True else f"{flags[k]} {v}")
+    return " ".join(parts)
 
 
 @cli.command()

@@ -248,7 +248,8 @@ def check_types(cfg) -> None:
         value, kinds = getattr(cfg, f.name), [k.strip() for k in str(f.type).split("|")]
         if value is None and "None" in kinds:
             continue
-        name = f"{type(cfg).__name__}.{f.name}"
+        # an option is named by its flag, as every other check here names it
+        name = flag(f) if "help" in f.metadata else f"{type(cfg).__name__}.{f.name}"
         check(any(_is(value, k) for k in kinds),
               f"{name} must be {' or '.join(kinds)}, got {value!r}")
         if isinstance(value, numbers.Real) and not isinstance(value, bool):

@@ -13,6 +13,7 @@ import codecs
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,9 @@ def _stat(path: str):
     if os.path.isdir(path):
         raise CharrnnError(f"{path}: is a directory, expected a text file")
     st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, a device: no size to map
+        raise CharrnnError(f"{path}: not a regular file (a pipe or a device); give a text file, "
+                           f"or feed it on standard input: charrnn train - < {path}")
     if st.st_size == 0:
         raise CharrnnError(f"{path}: the file is empty; give a text file with some characters "
                            "in it")

@@ -186,6 +186,7 @@ def require_windows(n_chars: int, batch_size: int, seq_len: int, what: str, path
     need = batch_size * seq_len + 1
     if n_chars < need:
         raise CharrnnError(
-            f"{path}: the {what} text has {n_chars} characters, but --batch-size {batch_size} x "
+            f"{path}: the {what} text has {n_chars:,} character{'' if n_chars == 1 else 's'}, "
+            f"but --batch-size {batch_size} x "
             f"--seq-len {seq_len} needs at least {need}; use a longer text or smaller "
             "--batch-size/--seq-len")

@@ -39,7 +39,7 @@ import numpy as np
 
 from .data import Batches
 from .errors import CharrnnError
-from .evaluate import EvalResult, evaluate_ids, perplexity
+from .evaluate import EvalResult, eval_rows, evaluate_ids, perplexity
 from .threads import usable_cores
 
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
@@ -246,7 +246,7 @@ class Group:
 
     def evaluate(self, model, ids, batch_size: int, seq_len: int):
         """evaluate_ids over the global batch's rows, split across ranks, reduced."""
-        rows = max(1, min(batch_size, len(ids) - 1))
+        rows = eval_rows(len(ids), batch_size)
         r0, r1 = rows * self.rank // self.size, rows * (self.rank + 1) // self.size
         part = np.zeros(2)  # (sum of losses, characters)
         if r1 > r0:

@@ -6,9 +6,14 @@ on, see cells.py), so the lists below name entry points, not cells.
 from __future__ import annotations
 
 import os
+import time
+
+import numpy as np
 
 from . import kernels as K
 from . import stack
+from .optim import Optimizer, clip_gradients
+from .sample import sample
 
 SAMPLE = ((K, "advance"), (K, "generate"))                    # one stream
 SAMPLE_MANY = ((K, "advance_batch"), (K, "generate_batch"))   # K streams at once
@@ -43,3 +48,21 @@ def notice(names, echo) -> None:
     """Say on stderr (via echo) that a one-time compilation is starting, when it is."""
     if needs_compiling(names):
         echo("charrnn: compiling its kernels for the first run (once; up to about a minute) ...")
+
+
+def warm_up(model, config, sampling: bool = False) -> float:
+    """Compile (or load from numba's cache) every kernel a training run calls, on throwaway
+    arrays, before the run's clock starts: a first run's compilation is not taken from its
+    --time-limit. Leaves the model's parameters, gradients and random state as they were.
+    Returns the seconds it took."""
+    t0 = time.perf_counter()
+    x = np.zeros((1, 1), np.int32)
+    model.forward(x, x, model.zero_state(1))
+    model.backward()
+    model.zero_grad()
+    one = np.zeros(1, model.dtype)
+    clip_gradients(one, config.grad_clip, config.clip_mode)
+    Optimizer.from_config(config, 1).step(one, one.copy(), 0.0)
+    if sampling and model.vocab is not None:
+        sample(model, 1, 0.8, seed=0)
+    return time.perf_counter() - t0

@@ -7,6 +7,8 @@ fixed order, so a given thread count always gives bit-identical results.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import stack
@@ -15,6 +17,7 @@ from .cells import CELLS, init_params, num_params, param_offsets, views
 from .config import ModelConfig
 from .config import SampleConfig as S
 from .data import IGNORE
+from .errors import CharrnnError
 from .sample import sample as sample_text
 
 
@@ -44,6 +47,7 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.threads = threads
         n = num_params(cfg)
+        _check_memory(cfg, n, self.dtype.itemsize)
         if params is None:
             params = init_params(cfg, np.random.default_rng(seed))
         self.params = np.ascontiguousarray(params, dtype=self.dtype).copy()  # (P,)
@@ -107,7 +111,7 @@ class Model:
         code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
         L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
         size = stack.workspace_size(code, L, T, max(b1 - b0 for b0, b1 in shards), H, V)
-        ws = self._workspaces(len(shards), size)
+        ws = self._workspaces(len(shards), size, f"for a batch of {B} rows x {T} steps")
 
         def task(i, b0, b1):
             return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
@@ -200,8 +204,12 @@ class Model:
         return (rng.random(shape, dtype=self.dtype) < keep).astype(self.dtype) \
             / self.dtype.type(keep)
 
-    def _workspaces(self, n: int, size: int) -> list[np.ndarray]:
-        """n flat workspaces of at least `size` floats, kept and grown as needed."""
+    def _workspaces(self, n: int, size: int, what: str) -> list[np.ndarray]:
+        """n flat workspaces of at least `size` floats, kept and grown as needed (refused, before
+        allocating, when they cannot fit in memory)."""
+        grow = sum(1 for i in range(n) if i >= len(self._ws) or self._ws[i].size < size)
+        if grow:
+            _check_memory(self.cfg, self.params.size, 0, grow * size * self.dtype.itemsize, what)
         while len(self._ws) < n:
             self._ws.append(np.zeros(0, self.dtype))
         for i in range(n):
@@ -222,3 +230,49 @@ class Model:
             out[:, b0:b1] = stack.carve_probs(w, CELLS[self.cfg.cell].code, self.cfg.layers, T,
                                               b1 - b0, self.cfg.hidden, V).reshape(T, b1 - b0, V)
         return out
+
+
+# Copies of the parameter buffer a training run holds: parameters, gradients, two optimizer
+# moments and a second shard's gradients.
+TRAINING_COPIES = 5
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_training_memory(cfg: ModelConfig, batch_size: int, seq_len: int, threads=None) -> None:
+    """Refuse, before anything is allocated, a model and batch whose training buffers (the
+    parameter copies and every shard's caches) cannot fit in this machine's memory."""
+    code = CELLS[cfg.cell].code
+    shards = workers.shard_bounds(batch_size, threads)
+    rows = max(b1 - b0 for b0, b1 in shards)
+    caches = len(shards) * stack.workspace_size(code, cfg.layers, seq_len, rows, cfg.hidden,
+                                                cfg.vocab_size)
+    n = num_params(cfg)
+    _check_memory(cfg, n, 4, 4 * (TRAINING_COPIES * n + caches),
+                  f"to train on batches of {batch_size} rows x {seq_len} steps")
+
+
+def _check_memory(cfg: ModelConfig, n: int, itemsize: int, need: int | None = None,
+                  what: str = "to train") -> None:
+    """Refuse, before allocating, buffers that cannot fit in memory: by default the training
+    copies of the n parameters; or `need` bytes (the caches of a batch)."""
+    need = TRAINING_COPIES * n * itemsize if need is None else need
+    have = available_memory()
+    if have is not None and need > have:
+        raise CharrnnError(
+            f"a {cfg.cell} {cfg.layers}x{cfg.hidden} has {n:,} parameters and needs about "
+            f"{need / 2 ** 30:,.1f} GiB {what}; this machine has {have / 2 ** 30:,.1f} GiB "
+            "available: choose a smaller --hidden or --layers (or a smaller batch)")

@@ -7,9 +7,10 @@ runs in one process and as each rank of an MPI job: only the group differs (grou
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
-from . import budget, sources
+from . import budget, jit, sources
 from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
@@ -18,7 +19,7 @@ from .corpus import load_corpus
 from .data import Vocab, require_windows, split
 from .errors import CharrnnError, check_path
 from .group import Solo
-from .model import Model
+from .model import Model, check_training_memory
 from .run import Run, TrainResult
 from .rundir import RunDir
 
@@ -44,12 +45,23 @@ def default_run_dir(corpus) -> Path:
 def _sources(corpus) -> list[str]:
     """The corpus argument checked and listed; the bundled corpus when there is none."""
     if isinstance(corpus, (list, tuple)):
+        if not corpus:
+            raise CharrnnError("the list of corpora is empty (a pattern that matched no file?); "
+                               "give at least one file, or None for the bundled corpus")
         for item in corpus:
             check_path(item, "each corpus")
     elif corpus is not None:
         check_path(corpus, "corpus")
     items = sources.as_list(corpus)
     return items or [str(_default_corpus())]
+
+
+def _saved_corpus(saved: ckpt.Record) -> str:
+    path = saved.corpus.get("path")
+    if not path or not Path(path).is_file():
+        raise CharrnnError(f"--resume without CORPUS continues on the run's own corpus, {path}, "
+                           "which is not there any more; give the corpus to continue on")
+    return str(path)
 
 
 def _label(items: list[str]) -> str:
@@ -114,6 +126,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     saved = _load_resume(resume, run_dir)
     if saved is not None:
         config = _resume_config(saved, config)
+        if corpus is None:  # a resumed run without CORPUS goes on with its own corpus
+            items = [_saved_corpus(saved)]
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
@@ -139,6 +153,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
             if progress:
                 print(f"--auto: {choice.reason}", file=sys.stderr, flush=True)
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
+        check_training_memory(mcfg, config.batch_size, config.seq_len, config.threads)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
     else:
         _check_same_corpus(saved, corpus_id, corpus)
@@ -157,6 +172,10 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     group.ready(model.params, corpus_id)  # the same corpus and parameters everywhere
     if on_start is not None:
         on_start(model)
+    seconds = jit.warm_up(model, config, sample_every > 0)  # before the clock: not in the budget
+    if progress and seconds >= 1.0:
+        print(f"charrnn: kernels ready in {seconds:.1f} s (not counted in --time-limit)",
+              file=sys.stderr, flush=True)
     return run.loop()
 
 
@@ -213,6 +232,10 @@ def _load_resume(resume, run_dir: Path) -> ckpt.Record | None:
     if not path.exists():
         raise CharrnnError(f"--resume: {path} does not exist; train without --resume first, or "
                            "give --checkpoint-dir of the run to continue")
+    if path.is_file() and not zipfile.is_zipfile(path):  # e.g. `--resume corpus.txt`
+        raise CharrnnError(f"--resume took {path} as the checkpoint to continue from, and it is "
+                           "not one; to continue the run in --checkpoint-dir, put --resume last "
+                           "(charrnn train CORPUS ... --resume) or give it the run: --resume RUN")
     return ckpt.read(path)
 
 
