@@ -38,7 +38,7 @@ def export(model, path, force: bool = False) -> None:
     .npz at path, atomically. Refuses to write over the checkpoint the model came from, or over
     any charrnn checkpoint unless force."""
     check_path(path, "the export path")
-    check_output(path, getattr(model, "path", None), force)
+    check_output(path, model.path, force)
     arrays = state_dict(model)
     arrays["vocab"] = np.frombuffer(json.dumps(model.vocab.chars).encode(), np.uint8)
     arrays["config"] = np.frombuffer(json.dumps(to_dict(model.cfg)).encode(), np.uint8)

@@ -283,66 +283,6 @@ def rnn_step_backward(dpre, h, dh_out, dh_rec, relu):
 
 
 # ----------------------------------------------------------------------------------------------
-# One-hot input: W_x^T onehot(x) is row x of W_x.
-
-@njit(**KW)
-def embed_forward(out, idx, W, bias):
-    """out (N, GH) = W[idx] + bias; idx (N,) ids; W (V, GH); bias (GH,)."""
-    N, GH = out.shape
-    for n in range(N):
-        row = idx[n]
-        for j in range(GH):
-            out[n, j] = W[row, j] + bias[j]
-
-
-@njit(**KW)
-def embed_backward(dW, dout, idx):
-    """dW (V, GH) += scatter of dout (N, GH) rows onto rows idx (N,)."""
-    N, GH = dout.shape
-    for n in range(N):
-        row = idx[n]
-        for j in range(GH):
-            dW[row, j] += dout[n, j]
-
-
-# ----------------------------------------------------------------------------------------------
-# Softmax cross-entropy over all N positions at once.
-
-@njit(**KW)
-def xent_forward(probs, losses, logits, targets):
-    """probs (N, V) out: softmax of logits (may alias logits); losses (N,) out: -log p(target);
-    targets (N,) ids. Returns the mean loss."""
-    N, V = logits.shape
-    total = 0.0
-    for n in range(N):
-        m = logits[n, 0]
-        for v in range(1, V):
-            m = max(m, logits[n, v])
-        t = logits[n, targets[n]]
-        s = 0.0
-        for v in range(V):
-            e = math.exp(logits[n, v] - m)
-            probs[n, v] = e
-            s += e
-        inv = 1.0 / s
-        for v in range(V):
-            probs[n, v] *= inv
-        losses[n] = math.log(s) + m - t
-        total += losses[n]
-    return total / N
-
-
-@njit(**KW)
-def xent_backward(dlogits, probs, targets, scale):
-    """dlogits (N, V) out = scale * (probs - onehot(targets)); may alias probs."""
-    N, V = probs.shape
-    for n in range(N):
-        for v in range(V):
-            dlogits[n, v] = probs[n, v] * scale
-        dlogits[n, targets[n]] -= scale
-
-
-# ----------------------------------------------------------------------------------------------
 # Optimizer updates over the flat parameter buffer (PyTorch's formulas, step counted from 1).
 
 @njit(cache=True, error_model="numpy")

@@ -61,6 +61,9 @@ class Model:
         self._ws = []                            # per shard: its flat workspace
         self._shard_grads = []                   # per shard after the first: its gradients
         self._last = None                        # what backward needs of the last forward
+        # set by charrnn.load: the checkpoint it came from (checkpoint.Record, its raw metadata
+        # sections, the file), None for a model built in Python
+        self.record, self.meta, self.path = None, None, None
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -27,56 +27,50 @@ def _gates(cell):
 
 
 @njit(**KW)
-def workspace_size(cell, L, T, S, H, V):
-    """Floats of the buffer _carve cuts: caches for T steps of S rows, L layers of H units."""
+def _block_sizes(cell, L, T, S, H, V):
+    """The workspace layout, described once: the floats of each block of _carve, in its order.
+    Caches a cell does not use are empty blocks."""
     G = _gates(cell)
     gate, hid1, hid = L * T * S * G * H, L * (T + 1) * S * H, L * T * S * H
-    n = gate + hid1 + hid                        # xp (also dgx), h, xin
-    if cell != K.CELL_RNN:
-        n += gate                                # act
-    if cell == K.CELL_GRU:
-        n += gate + hid                          # dgh, hn
-    if cell == K.CELL_LSTM:
-        n += hid1 + hid                          # c, tc
-    return n + T * S * V + T * S * H + S * G * H + 4 * S * H  # probs, dx, hp, rec
+    rnn, gru, lstm = cell == K.CELL_RNN, cell == K.CELL_GRU, cell == K.CELL_LSTM
+    return (gate, hid1, hid,                          # xp (also dgx), h, xin
+            0 if rnn else gate,                       # act
+            gate if gru else 0, hid if gru else 0,    # dgh, hn
+            hid1 if lstm else 0, hid if lstm else 0,  # c, tc
+            T * S * V, T * S * H, S * G * H, 4 * S * H)  # probs, dx, hp, rec
 
 
 @njit(**KW)
-def _take(ws, off, n):
-    return ws[off: off + n], off + n
+def workspace_size(cell, L, T, S, H, V):
+    """Floats of the buffer _carve cuts: caches for T steps of S rows, L layers of H units."""
+    n = 0
+    for size in _block_sizes(cell, L, T, S, H, V):
+        n += size
+    return n
 
 
 @njit(**KW)
 def _carve(ws, cell, L, T, S, H, V):
-    """Named views of ws for one (T, S) window. Unused caches are empty; dgh aliases xp except
-    for the GRU (backward never reads xp, so its memory holds the input-side gradient)."""
+    """Named views of ws for one (T, S) window, cut at _block_sizes. Unused caches are empty;
+    dgh aliases xp except for the GRU (backward never reads xp, so its memory holds the
+    input-side gradient)."""
     G = _gates(cell)
-    gate, hid1, hid = L * T * S * G * H, L * (T + 1) * S * H, L * T * S * H
-    off = 0
-    a, off = _take(ws, off, gate)
-    xp = a.reshape((L, T, S, G * H))             # input projections; in backward dgx
-    a, off = _take(ws, off, hid1)
-    h = a.reshape((L, T + 1, S, H))              # h[k, 0] initial state, h[k, 1:] outputs
-    a, off = _take(ws, off, hid)
-    xin = a.reshape((L, T, S, H))                # layer k's output after dropout
-    a, off = _take(ws, off, gate if cell != K.CELL_RNN else 0)
-    act = a.reshape((L, T, S, G * H if cell != K.CELL_RNN else 0))   # activated gates
-    a, off = _take(ws, off, gate if cell == K.CELL_GRU else 0)
-    dgh = a.reshape((L, T, S, G * H)) if cell == K.CELL_GRU else xp  # hidden-side gradient
-    a, off = _take(ws, off, hid if cell == K.CELL_GRU else 0)
-    hn = a.reshape((L, T, S, H if cell == K.CELL_GRU else 0))        # W_hn h + b_hn (GRU)
-    a, off = _take(ws, off, hid1 if cell == K.CELL_LSTM else 0)
-    c = a.reshape((L, T + 1, S, H if cell == K.CELL_LSTM else 0))    # cell state (LSTM)
-    a, off = _take(ws, off, hid if cell == K.CELL_LSTM else 0)
-    tc = a.reshape((L, T, S, H if cell == K.CELL_LSTM else 0))       # tanh(c) (LSTM)
-    a, off = _take(ws, off, T * S * V)
-    probs = a.reshape((T * S, V))                # logits, then softmax, then dlogits
-    a, off = _take(ws, off, T * S * H)
-    dx = a.reshape((T, S, H))                    # gradient flowing down the stack
-    a, off = _take(ws, off, S * G * H)
-    hp = a.reshape((S, G * H))                   # h_prev @ W_h of the current step
-    a, off = _take(ws, off, 4 * S * H)
-    rec = a.reshape((4, S, H))                   # dh_rec, dc, GRU carry, dh_rec transposed
+    sz = _block_sizes(cell, L, T, S, H, V)
+    o = [0] * (len(sz) + 1)  # block starts
+    for i in range(len(sz)):
+        o[i + 1] = o[i] + sz[i]
+    xp = ws[o[0]: o[1]].reshape((L, T, S, G * H))           # input projections; in backward dgx
+    h = ws[o[1]: o[2]].reshape((L, T + 1, S, H))            # h[k, 0] initial, h[k, 1:] outputs
+    xin = ws[o[2]: o[3]].reshape((L, T, S, H))              # layer k's output after dropout
+    act = ws[o[3]: o[4]].reshape((L, T, S, sz[3] // max(L * T * S, 1)))  # activated gates
+    dgh = ws[o[4]: o[5]].reshape((L, T, S, G * H)) if cell == K.CELL_GRU else xp  # hidden side
+    hn = ws[o[5]: o[6]].reshape((L, T, S, sz[5] // max(L * T * S, 1)))   # W_hn h + b_hn (GRU)
+    c = ws[o[6]: o[7]].reshape((L, T + 1, S, sz[6] // max(L * (T + 1) * S, 1)))  # cell state
+    tc = ws[o[7]: o[8]].reshape((L, T, S, sz[7] // max(L * T * S, 1)))  # tanh(c) (LSTM)
+    probs = ws[o[8]: o[9]].reshape((T * S, V))              # logits, then softmax, then dlogits
+    dx = ws[o[9]: o[10]].reshape((T, S, H))                 # gradient flowing down the stack
+    hp = ws[o[10]: o[11]].reshape((S, G * H))               # h_prev @ W_h of the current step
+    rec = ws[o[11]: o[12]].reshape((4, S, H))               # dh_rec, dc, GRU carry, transposed
     return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
 
 

@@ -91,20 +91,6 @@ def test_forget_gate_bias_starts_at_one():
         np.testing.assert_array_equal(m.p[f"l{k}.bx"][5:10] + m.p[f"l{k}.bh"][5:10], 1.0)
 
 
-def test_embedding_gather_equals_one_hot_product():
-    from charrnn import one_hot
-    rng = np.random.default_rng(0)
-    W, b = rng.normal(size=(6, 8)), rng.normal(size=8)
-    idx = rng.integers(0, 6, 10).astype(np.int32)
-    out = np.zeros((10, 8))
-    K.embed_forward(out, idx, W, b)
-    np.testing.assert_allclose(out, one_hot(idx, 6, np.float64) @ W + b)
-    dW = np.zeros_like(W)
-    dout = rng.normal(size=(10, 8))
-    K.embed_backward(dW, dout, idx)
-    np.testing.assert_allclose(dW, one_hot(idx, 6, np.float64).T @ dout)
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_compiled_sampler_step_matches_batched_forward(cell):
     """The batch-1 generation kernel computes the same logits as the training forward pass."""
