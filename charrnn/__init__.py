@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import evaluate as _evaluate
 from . import export as _export
 from . import sample as _sample
+from . import score as _score
 from .api import info, load, resolve_checkpoint, taking_a_model
 from .config import ModelConfig, TrainConfig
 from .data import Vocab, one_hot, read_text
@@ -31,6 +32,8 @@ state_dict = taking_a_model(_export.state_dict)
 sample = taking_a_model(_sample.sample)
 sample_chunks = taking_a_model(_sample.sample_chunks)
 sample_many = taking_a_model(_sample.sample_many)
+score = taking_a_model(_score.score)
+score_chars = taking_a_model(_score.score_chars)
 
 try:
     __version__ = version("charrnn")
@@ -59,6 +62,8 @@ __all__ = [
     "sample",
     "sample_chunks",
     "sample_many",
+    "score",
+    "score_chars",
     "state_dict",
     "train",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import math
 import os
 import sys
 
@@ -27,6 +28,8 @@ from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
 from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
 from .sample import check_sampling, prime_ids, sample_chunks, sample_many
+from .score import score as score_lines
+from .score import score_chars
 from .train import resume_record
 from .train import train as run_train
 
@@ -358,6 +361,92 @@ def evaluate(checkpoint, textfile, batch_size, skip_unknown, threads, as_json):
     else:
         click.echo(f"nats per char: {r.nats_per_char:.4f}\nbits per char: {r.bits_per_char:.4f}\n"
                    f"perplexity:    {r.perplexity:.4f}\nchars:         {r.chars}")
+
+
+@cli.command()
+@click.argument("checkpoint")
+@click.argument("files", nargs=-1, type=click.Path(allow_dash=True))
+@click.option("--sort", "sort_lines", is_flag=True, help="Most likely lines first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--chars", "per_char", is_flag=True,
+              help="Each character's surprisal (nats) and the model's top-5 guesses there.")
+@click.option("--skip-unknown", is_flag=True, help="Ignore characters not in the vocabulary.")
+def score(checkpoint, files, sort_lines, as_json, per_char, skip_unknown):
+    """How likely CHECKPOINT finds each line of FILES (default, or -: standard input).
+
+    One row a line: its nats (its characters and its end, as `eval` counts them), bits per
+    character, and the line. A records model scores each non-empty line as one record.
+
+    \b
+    Example:
+      charrnn sample checkpoints/names --num-samples 50 | charrnn score checkpoints/names --sort
+      charrnn score checkpoints/tinyshakespeare notes.txt --chars
+    """
+    model = load(checkpoint)
+    lines = [ln for f in (files or ("-",)) for ln in _read_lines(f, model.vocab)]
+    if model.vocab.end is not None:
+        lines = [ln for ln in lines if ln]  # records: every non-empty line (as eval reads them)
+    try:
+        r = score_lines(model, lines, skip_unknown)
+    except CharrnnError as e:
+        raise CharrnnError(f"{', '.join(files) or 'standard input'}: {e}") from None
+    order = r.order() if sort_lines else range(len(lines))
+    for i in order:
+        if per_char:
+            _echo_chars(model, lines[i], r, i, as_json, skip_unknown)
+        elif as_json:
+            click.echo(json.dumps({"line": lines[i], "nats": float(r.nats[i]),
+                                   "chars": int(r.chars[i]),
+                                   "bits_per_char": _finite(r.bits_per_char[i])}))
+        else:
+            click.echo(f"{r.nats[i]:10.3f}\t{r.bits_per_char[i]:6.3f}\t{lines[i]}")
+
+
+def _echo_chars(model, line, r, i, as_json, skip_unknown):
+    c = score_chars(model, line, skip_unknown)
+    if as_json:
+        click.echo(json.dumps({"line": line, "nats": float(r.nats[i]), "positions": [
+            {"char": ch, "nats": float(n), "top": [[g, float(p)] for g, p in zip(top, ps)]}
+            for ch, n, top, ps in zip(c.targets, c.nats, c.top, c.top_p)]}))
+        return
+    click.echo(f"{r.nats[i]:.3f} nats, {r.bits_per_char[i]:.3f} bits/char: {line}")
+    for ch, n, top, ps in zip(c.targets, c.nats, c.top, c.top_p):
+        guesses = "  ".join(f"{_shown(g)} {p:.2f}" for g, p in zip(top, ps))
+        click.echo(f"  {_shown(ch):>6} {n:7.3f}   {guesses}")
+
+
+def _shown(ch: str) -> str:
+    """A character as a score row shows it: quoted (so a space or a newline can be seen), the
+    end symbol as <end>."""
+    return "<end>" if ch == "" else repr(ch)
+
+
+def _finite(x: float):
+    return float(x) if math.isfinite(x) else None
+
+
+def _read_lines(path: str, vocab) -> list[str]:
+    """The lines of a file (- for standard input) without their ends (CRLF and a byte-order
+    mark are not characters), decoded as the model's corpus was."""
+    if path == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise CharrnnError(f"cannot read {path}: {e.strerror or e}") from None
+    if vocab.encoding == "bytes":
+        text = raw.decode("latin-1")
+    else:
+        try:
+            text = raw.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as e:
+            raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not begin another
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
 @cli.command()
