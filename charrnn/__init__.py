@@ -14,6 +14,7 @@ from . import evaluate as _evaluate
 from . import export as _export
 from . import sample as _sample
 from . import score as _score
+from . import show as _show
 from .api import info, load, resolve_checkpoint, taking_a_model
 from .config import ModelConfig, TrainConfig
 from .data import Vocab, one_hot, read_text
@@ -34,6 +35,7 @@ sample_chunks = taking_a_model(_sample.sample_chunks)
 sample_many = taking_a_model(_sample.sample_many)
 score = taking_a_model(_score.score)
 score_chars = taking_a_model(_score.score_chars)
+show = taking_a_model(_show.show)
 
 try:
     __version__ = version("charrnn")
@@ -64,6 +66,7 @@ __all__ = [
     "sample_many",
     "score",
     "score_chars",
+    "show",
     "state_dict",
     "train",
 ]

@@ -29,6 +29,8 @@ from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
 from .sample import check_sampling, prime_ids, sample_chunks, sample_many
 from .score import score as score_lines
+from .show import MAX_CHARS as MAX_SHOW_CHARS
+from .show import show as write_show
 from .score import score_chars
 from .train import resume_record
 from .train import train as run_train
@@ -219,8 +221,10 @@ def _train_config(options, given, record) -> TrainConfig:
 @click.option("--novel", is_flag=True,
               help="Records models: print only samples that are not lines of the training corpus "
                    "(a count goes to stderr).")
+@click.option("--show", "show_to", type=click.Path(dir_okay=False), default=None,
+              help="Also write the `charrnn show` page of the generated text to this file.")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
-           force, novel):
+           force, novel, show_to):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -243,11 +247,15 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     model = load(checkpoint)
     encoding = model.vocab.encoding
     prime_ids(model.vocab, prime)  # checks the prime before anything compiles or prints
-    if output:
-        check_output(output, model.path, force)
+    for path in (output, show_to):
+        if path:
+            check_output(path, model.path, force)
     if model.vocab.end is not None:
-        return _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p,
-                               threads, output, novel)
+        text = _sample_records(model, temperatures, num_samples, length, prime, seed, top_k,
+                               top_p, threads, output, novel)
+        if show_to:
+            _write_show(model, text, show_to, MAX_SHOW_CHARS, None)
+        return
     if novel:
         raise CharrnnError("--novel is for records models (trained with --records); this model "
                            "generates running text")
@@ -259,7 +267,7 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         streams = ([text] for t in temperatures for text in sample_many(
             model, num_samples, length, t, prime, seed, top_k, top_p, threads))
     notice(SAMPLE if num_samples == 1 else SAMPLE_MANY, lambda m: click.echo(m, err=True))
-    parts = []
+    parts, generated = [], []
     out = _collect(parts) if output else _text_writer(encoding)
     for (t, k), stream in zip(runs, streams):
         if len(runs) > 1:
@@ -267,6 +275,9 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         text = ""
         for text in stream:
             out(text)
+            generated.append(text)
+    if show_to:  # the samples themselves, without the headers between them
+        _write_show(model, "".join(generated), show_to, MAX_SHOW_CHARS, None)
     if output:
         _write_atomic(output, "".join(parts), encoding)
         click.echo(f"wrote {output}", err=True)
@@ -293,6 +304,7 @@ def _sample_records(model, temperatures, num_samples, length, prime, seed, top_k
         click.echo(f"wrote {output}", err=True)
     else:
         _text_writer(model.vocab.encoding)(text)
+    return text
 
 
 def _parse_temps(temps: str) -> list[float]:
@@ -426,8 +438,16 @@ def _finite(x: float):
 
 
 def _read_lines(path: str, vocab) -> list[str]:
-    """The lines of a file (- for standard input) without their ends (CRLF and a byte-order
-    mark are not characters), decoded as the model's corpus was."""
+    """The lines of a file (- for standard input) without their ends."""
+    lines = _read_text(path, vocab).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not begin another
+    return lines
+
+
+def _read_text(path: str, vocab) -> str:
+    """A file's text (- for standard input), decoded as the model's corpus was; CRLF and a
+    byte-order mark are not characters."""
     if path == "-":
         raw = sys.stdin.buffer.read()
     else:
@@ -443,10 +463,47 @@ def _read_lines(path: str, vocab) -> list[str]:
             text = raw.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as e:
             raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not begin another
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return text.replace("\r\n", "\n")
+
+
+@cli.command(name="show")
+@click.argument("checkpoint")
+@click.argument("textfile", type=click.Path(allow_dash=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The HTML page to write (self-contained: opens from disk).")
+@click.option("--find", default=None,
+              help="A regular expression; the page ranks units by how well they track where it "
+                   "matches, and opens on the best.")
+@click.option("--max-chars", type=int, default=MAX_SHOW_CHARS, show_default=True,
+              help="Show at most this many characters (the page says when the text was cut).")
+@click.option("--force", is_flag=True,
+              help="Replace the --output file even if it is a charrnn checkpoint.")
+def show_page(checkpoint, textfile, output, find, max_chars, force):
+    """A page that colours TEXTFILE by CHECKPOINT's surprise, and by any single unit.
+
+    Hover (or tap) a character for the model's top-5 guesses there; pick a layer and a unit to
+    recolour the text by that unit's activation (LSTM: tanh of the cell state).
+
+    \b
+    Example:
+      charrnn show checkpoints/tinyshakespeare data/tinyshakespeare.txt -o page.html
+      charrnn show checkpoints/tinyshakespeare play.txt -o quotes.html --find "'[^']*'"
+    """
+    model = load(checkpoint)
+    check_output(output, model.path, force)
+    _write_show(model, _read_text(textfile, model.vocab), output, max_chars, find)
+
+
+def _write_show(model, text, output, max_chars, find):
+    data = write_show(model, text, output, max_chars, find)
+    best = data["ranked"][0] if data["ranked"] else None
+    click.echo(f"wrote {output} ({len(data['text']):,} characters"
+               + (f"; cut from {data['total_chars']:,} at --max-chars" if
+                  data["total_chars"] > len(data["text"]) else "")
+               + (f"; /{find}/ is tracked best by layer {best['layer']} unit {best['unit']} "
+                  f"(correlation {best['corr']:.2f})" if best else "")
+               + (f"; /{find}/ matches nothing" if find is not None and not best else "") + ")",
+               err=True)
 
 
 @cli.command()

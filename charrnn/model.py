@@ -184,6 +184,20 @@ class Model:
             out[:, :, b0:b1] = h[:, 1:]
         return out
 
+    def activations(self):
+        """What a unit shows at every step of the last forward, (L, T, B, H): tanh of the cell
+        state for an LSTM (the quantity of the 2015 pictures), the hidden state otherwise."""
+        if self.cfg.cell != "lstm":
+            return self.hidden_states()
+        xs, _, _, shards, ws = self._last
+        T, B = xs.shape
+        cfg = self.cfg
+        out = np.zeros((cfg.layers, T, B, cfg.hidden), self.dtype)
+        for (b0, b1), w in zip(shards, ws):
+            out[:, :, b0:b1] = stack.carve_tc(w, CELLS[cfg.cell].code, cfg.layers, T, b1 - b0,
+                                              cfg.hidden, cfg.vocab_size)
+        return out
+
     def sample(self, length: int = S.length, temperature: float = S.temperature, prime=None,
                seed=None, top_k: int = S.top_k, top_p: float = S.top_p) -> str:
         """Generated text, prime included; see charrnn.sample.sample_chunks."""

@@ -81,6 +81,12 @@ def carve_h(ws, cell, L, T, S, H, V):
 
 
 @njit(**KW)
+def carve_tc(ws, cell, L, T, S, H, V):
+    """tanh of the LSTM cell states, (L, T, S, H), that the last stack_forward left in ws."""
+    return _carve(ws, cell, L, T, S, H, V)[7]
+
+
+@njit(**KW)
 def carve_probs(ws, cell, L, T, S, H, V):
     """The logits (N, V) that a stack_forward without targets left in ws."""
     return _carve(ws, cell, L, T, S, H, V)[8]
