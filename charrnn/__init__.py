@@ -35,6 +35,7 @@ sample_chunks = taking_a_model(_sample.sample_chunks)
 sample_many = taking_a_model(_sample.sample_many)
 score = taking_a_model(_score.score)
 score_chars = taking_a_model(_score.score_chars)
+best_of = taking_a_model(_score.best_of)
 show = taking_a_model(_show.show)
 
 try:
@@ -49,6 +50,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "TrainResult",
+    "best_of",
     "Vocab",
     "__version__",
     "evaluate",

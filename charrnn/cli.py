@@ -27,7 +27,8 @@ from .fileio import write_bytes
 from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
 from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
-from .sample import check_sampling, prime_ids, sample_chunks, sample_many
+from .sample import check_sampling, check_stops, prime_ids, sample_chunks, sample_many
+from .score import best_of as best_of_k
 from .score import score as score_lines
 from .show import MAX_CHARS as MAX_SHOW_CHARS
 from .show import show as write_show
@@ -223,8 +224,15 @@ def _train_config(options, given, record) -> TrainConfig:
                    "(a count goes to stderr).")
 @click.option("--show", "show_to", type=click.Path(dir_okay=False), default=None,
               help="Also write the `charrnn show` page of the generated text to this file.")
+@click.option("--stop", multiple=True,
+              help="End a sample right after this string appears (repeatable; kept in the "
+                   "output unless --stop-exclude).")
+@click.option("--stop-exclude", is_flag=True, help="Leave the --stop string out of the output.")
+@click.option("--best-of", type=int, default=None,
+              help="Generate K candidates together and print the most likely (lowest mean "
+                   "surprisal per character, said on stderr).")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
-           force, novel, show_to):
+           force, novel, show_to, stop, stop_exclude, best_of):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -241,6 +249,10 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     if threads is not None and threads < 1:
         raise CharrnnError(f"--threads must be >= 1, got {threads}")
+    check_stops(stop)
+    if best_of is not None and (num_samples > 1 or len(temperatures) > 1 or novel):
+        raise CharrnnError("--best-of picks one sample: leave out --num-samples, --novel and a "
+                           "list of temperatures")
     if checkpoint is None:
         checkpoint = resolve_checkpoint(None)
         click.echo(f"using {checkpoint}", err=True)
@@ -250,9 +262,23 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     for path in (output, show_to):
         if path:
             check_output(path, model.path, force)
+    if best_of is not None:
+        text, nats, i = best_of_k(model, best_of, length, temperatures[0], prime, seed, top_k,
+                                  top_p, threads, stop, stop_exclude)
+        click.echo(f"best of {best_of}: candidate {i + 1}, {nats:.4f} nats/char "
+                   f"({nats / math.log(2):.3f} bits/char)", err=True)
+        text += "\n" if model.vocab.end is not None or not text.endswith("\n") else ""
+        if output:
+            _write_atomic(output, text, encoding)
+            click.echo(f"wrote {output}", err=True)
+        else:
+            _text_writer(encoding)(text)
+        if show_to:
+            _write_show(model, text, show_to, MAX_SHOW_CHARS, None)
+        return
     if model.vocab.end is not None:
         text = _sample_records(model, temperatures, num_samples, length, prime, seed, top_k,
-                               top_p, threads, output, novel)
+                               top_p, threads, output, novel, stop, stop_exclude)
         if show_to:
             _write_show(model, text, show_to, MAX_SHOW_CHARS, None)
         return
@@ -261,11 +287,12 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
                            "generates running text")
     runs = [(t, k) for t in temperatures for k in range(num_samples)]
     if num_samples == 1:  # one stream per temperature: streamed as it is generated
-        streams = [sample_chunks(model, length, t, prime, seed, top_k, top_p)
+        streams = [sample_chunks(model, length, t, prime, seed, top_k, top_p, stop, stop_exclude)
                    for t in temperatures]
     else:  # K streams advanced together (lazily, after the notice); sample k is seed + k's
         streams = ([text] for t in temperatures for text in sample_many(
-            model, num_samples, length, t, prime, seed, top_k, top_p, threads))
+            model, num_samples, length, t, prime, seed, top_k, top_p, threads, stop,
+            stop_exclude))
     notice(SAMPLE if num_samples == 1 else SAMPLE_MANY, lambda m: click.echo(m, err=True))
     parts, generated = [], []
     out = _collect(parts) if output else _text_writer(encoding)
@@ -286,13 +313,13 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
 
 
 def _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p, threads,
-                    output, novel):
+                    output, novel, stop=(), stop_exclude=False):
     """Records: num_samples whole records per temperature, one per line."""
 
     known = known_records(model.meta["corpus"]["path"], model.vocab.encoding) if novel else None
     notice(SAMPLE_MANY, lambda m: click.echo(m, err=True))
     texts = [s for t in temperatures for s in sample_many(
-        model, num_samples, length, t, prime, seed, top_k, top_p, threads)]
+        model, num_samples, length, t, prime, seed, top_k, top_p, threads, stop, stop_exclude)]
     if novel:
         new = [s for s in texts if s not in known]
         click.echo(f"{len(new)} of {len(texts)} samples are new (not lines of "

@@ -23,7 +23,7 @@ CHUNK = 64  # characters per compiled call: small enough to stream, large enough
 
 def sample_chunks(model, length: int = S.length, temperature: float = S.temperature,
                   prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
-                  top_p: float = S.top_p):
+                  top_p: float = S.top_p, stop=(), stop_exclude: bool = False):
     """An iterator over generated text in chunks (the prime first, if any). The options and the
     prime are checked when it is called, before anything is generated.
 
@@ -45,11 +45,65 @@ def sample_chunks(model, length: int = S.length, temperature: float = S.temperat
         Sample only among the k most likely characters (0: all).
     top_p : float
         Nucleus sampling: only the most likely characters whose probability reaches top_p.
+    stop : str or sequence of str
+        Generation ends right after the first of these appears in the generated text (the
+        prime does not count), which is kept unless stop_exclude.
     """
     check_sampling(length, temperature, top_k, top_p, seed)
+    stops = check_stops(stop)
     ids = prime_ids(model.vocab, prime)
     prime = prime and model.vocab.from_user(prime)
-    return _generate(model, ids, prime, length, temperature, seed, top_k, top_p)
+    chunks = _generate(model, ids, length, temperature, seed, top_k, top_p)
+    return _with_prime(prime, _until_stop(chunks, stops, stop_exclude))
+
+
+def _with_prime(prime, chunks):
+    if prime:
+        yield prime
+    yield from chunks
+
+
+def check_stops(stop) -> tuple[str, ...]:
+    """The stop strings as a tuple (one str, or several); CharrnnError for empty or non-str."""
+    stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    for st in stops:
+        if not isinstance(st, str) or not st:
+            raise CharrnnError(f"--stop must be a non-empty string, got {st!r}")
+    return stops
+
+
+def _first_stop(text: str, stops) -> tuple[int, str] | None:
+    """(index, stop string) of the earliest stop in text, or None."""
+    hits = [(i, st) for st in stops if (i := text.find(st)) >= 0]
+    return min(hits) if hits else None
+
+
+def cut_at_stop(text: str, stops, exclude: bool = False) -> str:
+    """text up to the end of its first stop string (its start with exclude); all of it if none."""
+    hit = _first_stop(text, stops)
+    if hit is None:
+        return text
+    i, st = hit
+    return text[: i if exclude else i + len(st)]
+
+
+def _until_stop(chunks, stops, exclude: bool):
+    """The chunks, ended right after the first stop string (which may span chunks). Holds back
+    only the characters that could still begin a stop string."""
+    if not stops:
+        yield from chunks
+        return
+    keep, held = max(len(st) for st in stops) - 1, ""
+    for chunk in chunks:
+        held += chunk
+        if _first_stop(held, stops) is not None:
+            yield cut_at_stop(held, stops, exclude)
+            return  # the generator below is not advanced again: generation stops here
+        if len(held) > keep:
+            yield held[: len(held) - keep]
+            held = held[len(held) - keep:]
+    if held:
+        yield held
 
 
 def prime_ids(vocab, prime) -> np.ndarray:
@@ -71,11 +125,9 @@ def prime_ids(vocab, prime) -> np.ndarray:
     return np.array(start or [vocab.index.get("\n", 0)], np.int64)
 
 
-def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
-    """The generator behind sample_chunks: prime the state, then the compiled loop per chunk."""
+def _generate(model, ids, length, temperature, seed, top_k, top_p):
+    """The generated text, chunk by chunk: prime the state, then the compiled loop per chunk."""
     vocab, cfg = model.vocab, model.cfg
-    if prime:
-        yield prime
     params = np.ascontiguousarray(model.params, dtype=np.float32)
     offs = param_offsets(cfg)
     hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
@@ -98,9 +150,10 @@ def _generate(model, ids, prime, length, temperature, seed, top_k, top_p):
 
 def sample(model, length: int = S.length, temperature: float = S.temperature,
            prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
-           top_p: float = S.top_p) -> str:
+           top_p: float = S.top_p, stop=(), stop_exclude: bool = False) -> str:
     """Generated text as one string, prime included (see sample_chunks for the parameters)."""
-    return "".join(sample_chunks(model, length, temperature, prime, seed, top_k, top_p))
+    return "".join(sample_chunks(model, length, temperature, prime, seed, top_k, top_p, stop,
+                                 stop_exclude))
 
 
 def check_sampling(length: int, temperature: float, top_k: int, top_p: float,
@@ -112,14 +165,16 @@ def check_sampling(length: int, temperature: float, top_k: int, top_p: float,
 def sample_many(model, num_samples: int, length: int = S.length,
                 temperature: float = S.temperature,
                 prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
-                top_p: float = S.top_p, threads: int | None = None) -> list[str]:
+                top_p: float = S.top_p, threads: int | None = None, stop=(),
+                stop_exclude: bool = False) -> list[str]:
     """num_samples samples advanced together, each with the prime in front.
 
     Sample k equals ``sample(model, ..., seed=seed + k)`` up to float32 rounding (the batched
-    products sum in another order). Other parameters as sample_chunks; threads: worker threads
-    (default: every usable core).
+    products sum in another order). Other parameters as sample_chunks (each sample ends at its
+    own first stop string); threads: worker threads (default: every usable core).
     """
     check_sampling(length, temperature, top_k, top_p, seed)
+    stops = check_stops(stop)
     if num_samples < 1:
         raise CharrnnError(f"--num-samples must be >= 1, got {num_samples}")
     ids = prime_ids(model.vocab, prime)
@@ -129,7 +184,8 @@ def sample_many(model, num_samples: int, length: int = S.length,
     workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)
                  for s0, s1 in shards])
     head = prime or ""
-    return [head + model.vocab.decode(_until_end(row, model.vocab.end)) for row in out]
+    return [head + cut_at_stop(model.vocab.decode(_until_end(row, model.vocab.end)), stops,
+                               stop_exclude) for row in out]
 
 
 def _until_end(ids, end):

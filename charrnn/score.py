@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import SampleConfig as S
 from .data import IGNORE
 from .errors import CharrnnError
+from .sample import sample_many
 
 LINES_PER_BATCH = 64  # rows of one forward pass
 WINDOW = 256          # time steps of one forward pass (longer lines carry the state across)
@@ -166,3 +168,36 @@ def score_chars(model, line: str, skip_unknown: bool = False) -> CharScores:
     return CharScores([chars[i] for i in y], -logp[np.arange(len(y)), y],
                       [[chars[i] for i in row] for row in top],
                       np.exp(np.take_along_axis(logp, top, 1)))
+
+
+def continuation_nats(model, prime: str | None, texts) -> np.ndarray:
+    """Mean surprisal (nats per character) of each text after its prime, as the model reads it
+    from the start of a line (a records model: of a record, its end symbol included)."""
+    vocab = model.vocab
+    if vocab.end is not None:
+        r = score(model, list(texts))
+        return r.nats / np.maximum(r.chars, 1)
+    start = vocab.index.get("\n", 0)
+    skip = len(vocab.from_user(prime)) if prime else 0
+    pairs = []
+    for t in texts:
+        ids = vocab.encode(t).astype(np.int64)
+        pairs.append((np.concatenate([[start], ids[:-1]]), ids))
+    per_char = _surprisal(model, pairs)
+    return np.array([p[skip:].mean() if len(p) > skip else 0.0 for p in per_char])
+
+
+def best_of(model, k: int, length: int = S.length, temperature: float = S.temperature,
+            prime: str | None = None, seed: int | None = None, top_k: int = S.top_k,
+            top_p: float = S.top_p, threads: int | None = None, stop=(),
+            stop_exclude: bool = False) -> tuple[str, float, int]:
+    """The most likely of k samples generated together (seeds seed .. seed + k - 1): the one
+    with the lowest mean surprisal per character of its continuation under the model itself.
+    Returns (text, its mean nats per character, its index among the k)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise CharrnnError(f"--best-of must be an integer >= 1, got {k!r}")
+    texts = sample_many(model, k, length, temperature, prime, seed, top_k, top_p, threads,
+                        stop, stop_exclude)
+    nats = continuation_nats(model, prime, texts)
+    i = int(np.argmin(nats))
+    return texts[i], float(nats[i]), i
