@@ -30,6 +30,8 @@ from .records import known_records
 from .sample import check_sampling, check_stops, prime_ids, sample_chunks, sample_many
 from .score import best_of as best_of_k
 from .score import score as score_lines
+from .serve import Limits, make_app
+from .serve import serve as run_server
 from .show import MAX_CHARS as MAX_SHOW_CHARS
 from .show import show as write_show
 from .score import score_chars
@@ -491,6 +493,42 @@ def _read_text(path: str, vocab) -> str:
         except UnicodeDecodeError as e:
             raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}") from None
     return text.replace("\r\n", "\n")
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Another than 127.0.0.1 lets other machines generate "
+                   "with the model (see the README).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--max-length", type=int, default=2000, show_default=True,
+              help="The longest sample one request may ask for.")
+@click.option("--max-samples", type=int, default=16, show_default=True,
+              help="The most samples (num_samples, best_of) one request may ask for.")
+@click.option("--quiet", is_flag=True, help="No request log.")
+def serve(checkpoint, host, port, max_length, max_samples, quiet):
+    """Serve CHECKPOINT over HTTP, with a page to try it at http://HOST:PORT/.
+
+    \b
+    Example:
+      charrnn serve checkpoints/tinyshakespeare --port 8000
+      curl -s localhost:8000/v1/sample -d '{"prime": "ROMEO:", "length": 200, "seed": 1}'
+    Needs the serve extra: pip install 'charrnn[serve]'.
+    """
+    if not 0 < port < 65536:
+        raise CharrnnError(f"--port must be in 1..65535, got {port}")
+    if max_length < 1 or max_samples < 1:
+        raise CharrnnError("--max-length and --max-samples must be >= 1")
+    if checkpoint is None:
+        checkpoint = resolve_checkpoint(None)
+    model = load(checkpoint)
+    make_app(model)  # fails here, in one line, when Starlette or uvicorn is missing
+    click.echo(f"serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    try:
+        run_server(model, host, port, Limits(max_length, max_samples), log=not quiet)
+    except OSError as e:  # the address is taken, or not ours to bind
+        raise CharrnnError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another "
+                           "--port") from None
 
 
 @cli.command(name="show")
