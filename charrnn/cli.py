@@ -500,7 +500,7 @@ def _read_text(path: str, vocab) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Another than 127.0.0.1 lets other machines generate "
                    "with the model (see the README).")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, help="TCP port to listen on.")
 @click.option("--max-length", type=int, default=2000, show_default=True,
               help="The longest sample one request may ask for.")
 @click.option("--max-samples", type=int, default=16, show_default=True,

@@ -19,6 +19,15 @@ END = ""      # records mode's end-of-record symbol: a vocabulary entry no text 
 IGNORE = -1   # a target that is not predicted (padding after a record); it adds no loss
 
 
+def unknown_characters(missing, where: str | None = None, hint: bool = True) -> CharrnnError:
+    """The one error for characters a model does not know (missing: sorted), naming where they
+    are and, with hint, how to drop them."""
+    shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
+    return CharrnnError(f"{where + ': ' if where else ''}{len(missing)} character(s) not in the "
+                        f"model's vocabulary: {shown}"
+                        + (" (use --skip-unknown to ignore them)" if hint else ""))
+
+
 def read_text(path, encoding: str = "utf-8") -> str:
     """Read a corpus file as one string.
 
@@ -112,9 +121,7 @@ class Vocab:
         """
         missing = self.unknown(text)
         if missing and not skip_unknown:
-            shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-            raise CharrnnError(f"{len(missing)} character(s) not in the model's vocabulary: "
-                               f"{shown}")
+            raise unknown_characters(missing, hint=False)
         if missing:
             drop = set(missing)
             text = "".join(c for c in text if c not in drop)

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import records
 from .corpus import load_corpus
-from .data import Vocab
+from .data import Vocab, unknown_characters
 from .errors import CharrnnError
 
 
@@ -169,9 +169,7 @@ def evaluate_file(model, path, batch_size: int = 50, seq_len: int = 100,
                                  path, on_start)
     missing = model.vocab.unknown("".join(corpus.vocab.chars))
     if missing and not skip_unknown:
-        shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise CharrnnError(f"{path}: {len(missing)} character(s) not in the model's vocabulary: "
-                           f"{shown} (use --skip-unknown to ignore them)")
+        raise unknown_characters(missing, path)
     table = np.array([model.vocab.index.get(c, -1) for c in corpus.vocab.chars], np.int64)
     ids = corpus.ids
     if missing:  # dropping characters needs a filtered copy

@@ -39,8 +39,18 @@ KW = {"cache": True, "error_model": "numpy", "fastmath": FM, "nogil": True}  # n
 
 
 def tanh(x):
-    """tanh; in compiled float32 code a rational approximation (|error| < 4e-7) that vectorizes,
-    where libm's tanh is a scalar call ~40x slower. float64 code keeps math.tanh exactly."""
+    """tanh; in compiled float32 code Cephes' tanhf (relative error < 1e-7, about libm's) in a
+    form that vectorizes, where libm's tanh is a scalar call ~40x slower. Training and evaluation
+    use it: with Eigen's faster rational form (error up to 4e-7, several ulps near +-1, where
+    1 - tanh^2 is the gradient) float32 gradients were 8x further from float64 than PyTorch's
+    (bench/grad_precision.py: 2.9e-6 against 3.5e-7; with this one 7.5e-7 against 5.3e-7).
+    float64 code keeps math.tanh exactly."""
+    return math.tanh(x)
+
+
+def tanh_fast(x):
+    """tanh for generation, where no gradient is taken: in float32 Eigen's rational form
+    (|error| < 4e-7), a third cheaper than tanh; float64 code keeps math.tanh."""
     return math.tanh(x)
 
 
@@ -49,8 +59,13 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def sigmoid_fast(x):
+    """sigmoid from tanh_fast (generation)."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
-def _tanh_f32(x):
+def _tanh_fast_f32(x):
     # Eigen's float32 tanh: odd 13/6 rational polynomial on [-7.9053, 7.9053], where float32
     # tanh is already +-1.
     c = np.float32(7.90531110763549805)
@@ -74,6 +89,12 @@ def _tanh_f32(x):
 def _sigmoid_f32(x):
     half = np.float32(0.5)
     return half + half * _tanh_f32(half * x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sigmoid_fast_f32(x):
+    half = np.float32(0.5)
+    return half + half * _tanh_fast_f32(half * x)
 
 
 # 2^n for n in [-126, 127] (normal float32 range), indexed by n + 126: the exponent part of exp.
@@ -103,6 +124,24 @@ def _exp_f32(x):
     return p * _POW2_F32[np.int32(n) + 126]
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _tanh_f32(x):
+    # Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above (each within
+    # about an ulp; measured max relative error 8e-8), both computed and one selected, so the
+    # loop stays branch-free and vectorizes.
+    a = min(abs(x), np.float32(10.0))  # rounds to +-1 from about 9.01; clamped, exp cannot overflow
+    z = x * x
+    p = np.float32(-5.70498872745e-3)
+    p = p * z + np.float32(2.06390887954e-2)
+    p = p * z + np.float32(-5.37397155531e-2)
+    p = p * z + np.float32(1.33314422036e-1)
+    p = p * z + np.float32(-3.33332819422e-1)
+    small = p * z * x + x
+    big = np.float32(1.0) - np.float32(2.0) / (_exp_f32(a + a) + np.float32(1.0))
+    big = big if x >= np.float32(0.0) else -big
+    return small if a < np.float32(0.625) else big
+
+
 def _is_f32(x):
     return isinstance(x, types.Float) and x.bitwidth == 32
 
@@ -110,6 +149,11 @@ def _is_f32(x):
 @overload(tanh, inline="always")
 def _tanh_impl(x):
     return (lambda x: _tanh_f32(x)) if _is_f32(x) else (lambda x: math.tanh(x))
+
+
+@overload(tanh_fast, inline="always")
+def _tanh_fast_impl(x):
+    return (lambda x: _tanh_fast_f32(x)) if _is_f32(x) else (lambda x: math.tanh(x))
 
 
 @overload(exp, inline="always")
@@ -122,6 +166,23 @@ def _sigmoid_impl(x):
     return (lambda x: _sigmoid_f32(x)) if _is_f32(x) else (lambda x: 1.0 / (1.0 + math.exp(-x)))
 
 
+@overload(sigmoid_fast, inline="always")
+def _sigmoid_fast_impl(x):
+    return (lambda x: _sigmoid_fast_f32(x)) if _is_f32(x) else \
+        (lambda x: 1.0 / (1.0 + math.exp(-x)))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _th(x, fast):
+    """tanh, or tanh_fast where fast (a constant at every call site, folded away)."""
+    return tanh_fast(x) if fast else tanh(x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sg(x, fast):
+    return sigmoid_fast(x) if fast else sigmoid(x)
+
+
 # ----------------------------------------------------------------------------------------------
 # Cell steps. One call advances all B rows by one time step. Constants take the arrays' dtype
 # (one = h.dtype.type(1)) so that float32 code stays float32 and vectorizes.
@@ -132,31 +193,31 @@ def _sigmoid_impl(x):
 # B=25, H=128 takes 15.2 us with computed indices, 5.8 us with block views).
 
 @njit(**KW, inline="always")
-def _lstm_gates(a, x, p, H):
+def _lstm_gates(a, x, p, H, fast):
     """a (4H,) = activated gates i, f, g, o of the pre-activations x + p (a may alias x). One
     simple loop per gate block: LLVM vectorizes these, where a single fused loop touching
     ten arrays stays scalar (measured 43 vs 137 us at B=50, H=128)."""
     a_if, x_if, p_if = a[:2 * H], x[:2 * H], p[:2 * H]
     for k in range(2 * H):
-        a_if[k] = sigmoid(x_if[k] + p_if[k])
+        a_if[k] = _sg(x_if[k] + p_if[k], fast)
     a_g, x_g, p_g = a[2 * H:3 * H], x[2 * H:3 * H], p[2 * H:3 * H]
     for k in range(H):
-        a_g[k] = tanh(x_g[k] + p_g[k])
+        a_g[k] = _th(x_g[k] + p_g[k], fast)
     a_o, x_o, p_o = a[3 * H:], x[3 * H:], p[3 * H:]
     for k in range(H):
-        a_o[k] = sigmoid(x_o[k] + p_o[k])
+        a_o[k] = _sg(x_o[k] + p_o[k], fast)
 
 
 @njit(**KW, inline="always")
-def _lstm_row(h, c, t, a, x, p, c_prev, H):
+def _lstm_row(h, c, t, a, x, p, c_prev, H, fast):
     """One row of the LSTM step, the cell's math written once (training and generation):
     a (4H,) = activated gates of x + p; c = f*c_prev + i*g; t = tanh(c); h = o*t. Outputs may
     alias inputs element for element (generation passes t = h, c = c_prev, a = x)."""
-    _lstm_gates(a, x, p, H)
+    _lstm_gates(a, x, p, H, fast)
     i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
     for j in range(H):
         cn = f[j] * c_prev[j] + i[j] * g[j]
-        tj = tanh(cn)
+        tj = _th(cn, fast)
         c[j] = cn
         t[j] = tj
         h[j] = o[j] * tj
@@ -169,7 +230,7 @@ def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     c_prev (B, H)."""
     B, H = h.shape
     for b in range(B):
-        _lstm_row(h[b], c[b], tc[b], act[b], xp[b], hp[b], c_prev[b], H)
+        _lstm_row(h[b], c[b], tc[b], act[b], xp[b], hp[b], c_prev[b], H, False)
 
 
 @njit(**KW)
@@ -196,7 +257,7 @@ def lstm_step_backward(dpre, dc, act, tc, c_prev, dh_out, dh_rec):
 
 
 @njit(**KW, inline="always")
-def _gru_row(h, a, hn, x, p, bh, h_prev, H):
+def _gru_row(h, a, hn, x, p, bh, h_prev, H, fast):
     """One row of the GRU step, written once: a (3H,) = r, z, n; hn (H,) = W_hn h_prev + b_hn;
     x (3H,): input side with b_ih; p (3H,): h_prev @ W_h; bh (3H,) = b_hh. Outputs may alias
     inputs element for element (generation passes a = x, hn = p's n block, h = h_prev)."""
@@ -204,13 +265,13 @@ def _gru_row(h, a, hn, x, p, bh, h_prev, H):
     b_rz, b_n = bh[:2 * H], bh[2 * H:]
     a_rz, x_rz, p_rz = a[:2 * H], x[:2 * H], p[:2 * H]
     for k in range(2 * H):  # r and z: separate simple loops vectorize (see LSTM)
-        a_rz[k] = sigmoid(x_rz[k] + p_rz[k] + b_rz[k])
+        a_rz[k] = _sg(x_rz[k] + p_rz[k] + b_rz[k], fast)
     p_n, x_n = p[2 * H:], x[2 * H:]
     for j in range(H):
         hn[j] = p_n[j] + b_n[j]
     r, z, n = a[:H], a[H:2 * H], a[2 * H:]
     for j in range(H):
-        n[j] = tanh(x_n[j] + r[j] * hn[j])
+        n[j] = _th(x_n[j] + r[j] * hn[j], fast)
     for j in range(H):
         h[j] = (one - z[j]) * n[j] + z[j] * h_prev[j]
 
@@ -221,7 +282,7 @@ def gru_step_forward(h, act, hn, xp, hp, bh, h_prev):
     backward; xp (B, 3H): input projection with b_ih; hp (B, 3H): h_prev @ W_h; bh (3H,)."""
     B, H = h.shape
     for b in range(B):
-        _gru_row(h[b], act[b], hn[b], xp[b], hp[b], bh, h_prev[b], H)
+        _gru_row(h[b], act[b], hn[b], xp[b], hp[b], bh, h_prev[b], H, False)
 
 
 @njit(**KW)
@@ -252,13 +313,13 @@ def gru_step_backward(dgx, dgh, dh_carry, act, hn, h_prev, dh_out, dh_rec):
 
 
 @njit(**KW, inline="always")
-def _rnn_row(h, x, p, relu, H):
+def _rnn_row(h, x, p, relu, H, fast):
     """One row of the vanilla RNN step, written once: h = act(x + p)."""
     zero = h.dtype.type(0.0)
     for j in range(H):
         a = x[j] + p[j]
         # relu as an explicit compare-select, which LLVM vectorizes like the tanh path
-        h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
+        h[j] = (a if a > zero else zero) if relu else _th(a, fast)  # noqa: FURB136
 
 
 @njit(**KW)
@@ -266,7 +327,7 @@ def rnn_step_forward(h, xp, hp, relu):
     """h (B, H) out; xp (B, H): input projection with both biases; hp (B, H): h_prev @ W_h."""
     B, H = h.shape
     for b in range(B):
-        _rnn_row(h[b], xp[b], hp[b], relu, H)
+        _rnn_row(h[b], xp[b], hp[b], relu, H, False)
 
 
 @njit(**KW)
@@ -402,13 +463,13 @@ def _cell_update(h, c, pre, hp, sc, bh, cell, relu, H):
     in a buffer of their own (outputs that alias inputs through different views keep LLVM from
     vectorizing: 32-stream GRU sampling ran 19% slower that way)."""
     if cell == CELL_LSTM:
-        _lstm_row(h, c, h, pre, pre, hp, c, H)
+        _lstm_row(h, c, h, pre, pre, hp, c, H, True)
     elif cell == CELL_GRU:
         a, hn, h_prev = sc[:3 * H], sc[3 * H:4 * H], sc[4 * H:5 * H]
         h_prev[:] = h
-        _gru_row(h, a, hn, pre, hp, bh, h_prev, H)
+        _gru_row(h, a, hn, pre, hp, bh, h_prev, H, True)
     else:
-        _rnn_row(h, pre, hp, relu, H)
+        _rnn_row(h, pre, hp, relu, H, True)
 
 
 @njit(**KW)

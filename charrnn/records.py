@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .corpus import load_corpus
-from .data import END, IGNORE, Vocab
+from .data import END, IGNORE, Vocab, unknown_characters
 from .errors import CharrnnError
 
 MAX_RECORD = 1000  # characters per record; a longer line is almost surely not a record
@@ -113,9 +113,7 @@ def _mapping(raw, chars, vocab, path, skip_unknown):
         table[i] = vocab.index.get(chars[i], -1)
     missing = [chars[i] for i in used if table[i] < 0]
     if missing and not skip_unknown:
-        shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise CharrnnError(f"{path}: {len(missing)} character(s) not in the model's vocabulary: "
-                           f"{shown} (use --skip-unknown to ignore them)")
+        raise unknown_characters(missing, path)
     return table, vocab
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import SampleConfig as S
-from .data import IGNORE
+from .data import IGNORE, unknown_characters
 from .errors import CharrnnError
 from .sample import sample_many
 
@@ -70,9 +70,7 @@ def _encode_lines(model, lines, skip_unknown: bool):
     lines = [vocab.from_user(s) for s in lines]
     missing = vocab.unknown("".join(lines))
     if missing and not skip_unknown:
-        shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise CharrnnError(f"{len(missing)} character(s) not in the model's vocabulary: {shown} "
-                           "(use --skip-unknown to ignore them)")
+        raise unknown_characters(missing)
     if vocab.end is not None:
         start, end = vocab.end, vocab.end
     else:

@@ -22,6 +22,7 @@ import zlib
 
 import numpy as np
 
+from .data import unknown_characters
 from .errors import CharrnnError
 from .fileio import write_bytes
 
@@ -48,8 +49,7 @@ def analyse(model, text: str, max_chars: int = MAX_CHARS, find: str | None = Non
     text = text[:max_chars]
     missing = vocab.unknown(text.replace("\n", "") if vocab.end is not None else text)
     if missing:
-        raise CharrnnError(f"{len(missing)} character(s) not in the model's vocabulary: "
-                           + ", ".join(repr(c) for c in missing[:20]))
+        raise unknown_characters(missing, hint=False)
     logp, acts, ids = [], [], []
     for x, y in _segments(vocab, text):
         lp, a = _run(model, x[:, None].astype(np.int32))  # (t, V), (L, t, H)

@@ -229,3 +229,37 @@ def test_a_fifo_as_corpus_says_what_it_is_and_how_to_feed_it(tmp_path):
 def test_resume_that_took_the_corpus_as_its_value_says_so(run, tiny_corpus, tmp_path):
     r = cli_run("train", "--checkpoint-dir", tmp_path / "r", "--resume", tiny_corpus, ok=False)
     one_line_error(r, f"--resume took {tiny_corpus} as the checkpoint", "put --resume last")
+
+
+def test_plot_to_an_unknown_suffix_names_it_with_or_without_matplotlib(run, tmp_path,
+                                                                       monkeypatch):
+    one_line_error(cli_run("plot", run, "-o", tmp_path / "p.txt", ok=False),
+                   ".txt is not an image format")
+    import builtins
+    real = builtins.__import__
+
+    def no_matplotlib(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    one_line_error(cli_run("plot", run, "-o", tmp_path / "p.txt", ok=False),
+                   ".txt is not an image format; use .png")
+    one_line_error(cli_run("plot", run, "-o", tmp_path / "p.png", ok=False),
+                   "needs matplotlib: pip install 'charrnn[plot]'")
+
+
+def test_every_option_of_every_command_has_help():
+    import click
+    from charrnn.cli import cli
+
+    def commands(group):
+        for cmd in group.commands.values():
+            if isinstance(cmd, click.Group):
+                yield from commands(cmd)
+            else:
+                yield cmd
+    for cmd in commands(cli):
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.hidden:
+                assert p.help, f"{cmd.name} {p.opts[0]} has no help text"

@@ -83,7 +83,7 @@ def test_the_page_in_a_browser_guesses_units_and_find(run, tmp_path):
     dom = render(page, "#pos=3", tmp_path / "c1")
     assert 'data-ready="yes"' in dom
     # opens on the unit --find ranked first
-    assert f'data-mode="unit"' in dom and f'data-layer="{best["layer"]}"' in dom
+    assert 'data-mode="unit"' in dom and f'data-layer="{best["layer"]}"' in dom
     assert f'data-unit="{best["unit"]}"' in dom
     tip = html.unescape(re.search(r'<div id="tip"[^>]*>(.*?)</div>', dom, re.S).group(1))
     assert tip.startswith(f'char 3: "{data["text"][3]}"  {data["bits"][3]:.2f} bits')
