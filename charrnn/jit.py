@@ -10,13 +10,14 @@ import time
 
 import numpy as np
 
-from . import kernels as K
+from . import generate as G
 from . import stack
+from . import updates as U
 from .optim import Optimizer, clip_gradients
 from .sample import sample
 
-SAMPLE = ((K, "advance"), (K, "generate"))                    # one stream
-SAMPLE_MANY = ((K, "advance_batch"), (K, "generate_batch"))   # K streams at once
+SAMPLE = ((G, "advance"), (G, "generate"))                    # one stream
+SAMPLE_MANY = ((G, "advance_batch"), (G, "generate_batch"))   # K streams at once
 
 
 def forward_kernels(cell: str | None = None) -> tuple:
@@ -27,8 +28,8 @@ def forward_kernels(cell: str | None = None) -> tuple:
 def train_kernels(cell: str | None = None) -> tuple:
     """The compiled entry points a training step runs (with Adam; the other optimizers are
     small and compile in about a second)."""
-    return forward_kernels(cell) + ((stack, "stack_backward"), (K, "sum_squares"),
-                                    (K, "adam_update"))
+    return forward_kernels(cell) + ((stack, "stack_backward"), (U, "sum_squares"),
+                                    (U, "adam_update"))
 
 
 def needs_compiling(names) -> bool:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import kernels as K
+from . import updates as U
 from .config import TrainConfig
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
@@ -51,13 +51,13 @@ class Optimizer:
         self.step_count += 1
         a, b = self.state["a"], self.state["b"]
         if self.kind in ("adam", "adamw"):
-            K.adam_update(params, a, b, grads, lr, ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPS,
+            U.adam_update(params, a, b, grads, lr, ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPS,
                           self.weight_decay, self.kind == "adamw", self.step_count)
         elif self.kind == "sgd":
-            K.sgd_update(params, a, grads, lr, self.momentum, self.nesterov, self.weight_decay,
+            U.sgd_update(params, a, grads, lr, self.momentum, self.nesterov, self.weight_decay,
                          self.step_count)
         else:
-            K.rmsprop_update(params, a, b, grads, lr, RMSPROP_ALPHA, RMSPROP_EPS, self.momentum,
+            U.rmsprop_update(params, a, b, grads, lr, RMSPROP_ALPHA, RMSPROP_EPS, self.momentum,
                              self.weight_decay)
 
 
@@ -69,7 +69,7 @@ def clip_gradients(grads: np.ndarray, limit: float, mode: str = "norm") -> float
     """
     # A compiled sum, not np.dot: numpy's BLAS threads would stay awake spinning after the call
     # and take cores from the next step's workers.
-    norm = math.sqrt(K.sum_squares(grads))
+    norm = math.sqrt(U.sum_squares(grads))
     if limit > 0:
         if mode == "norm" and norm > limit:
             grads *= grads.dtype.type(limit / (norm + 1e-6))

@@ -156,7 +156,7 @@ class Run:
                            self.stop_signal if stopped == "interrupted" else None,
                            self.prog.best_step)
 
-    # -- the step loop -------------------------------------------------------------------------------
+    # -- the step loop -----------------------------------------------------------------------------
 
     def steps(self, log, bar) -> tuple[str, float | None]:
         """The step loop. Returns (why it stopped, the last step's validation loss or None)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
+from . import generate as G
 from . import threads as workers
 from .cells import CELLS, param_offsets
 from .config import SampleConfig as S
@@ -133,13 +133,13 @@ def _generate(model, ids, length, temperature, seed, top_k, top_p):
     hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
     cs = np.zeros_like(hs)
     code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
-    K.advance(hs, cs, params, offs, ids[:-1], code, relu, cfg.hidden, cfg.vocab_size)
+    G.advance(hs, cs, params, offs, ids[:-1], code, relu, cfg.hidden, cfg.vocab_size)
     x = int(ids[-1])
     rng = np.random.default_rng(seed)
     out = np.zeros(CHUNK, np.int64)
     for start in range(0, length, CHUNK):
         n = min(CHUNK, length - start)
-        K.generate(out[:n], hs, cs, params, offs, x, rng.random(n), code, relu, cfg.hidden,
+        G.generate(out[:n], hs, cs, params, offs, x, rng.random(n), code, relu, cfg.hidden,
                    cfg.vocab_size, float(temperature), int(top_k), float(top_p))
         x = int(out[n - 1])
         ended = _until_end(out[:n], vocab.end)
@@ -210,14 +210,14 @@ def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_
         hs = np.zeros((cfg.layers, n, cfg.hidden), np.float32)  # (L, K, H)
         cs = np.zeros_like(hs)
         primed = np.ascontiguousarray(np.repeat(ids[:-1, None], n, axis=1))  # (len - 1, K)
-        K.advance_batch(hs, cs, params, offs, primed, code, relu, cfg.hidden, cfg.vocab_size)
+        G.advance_batch(hs, cs, params, offs, primed, code, relu, cfg.hidden, cfg.vocab_size)
         x = np.full(n, ids[-1], np.int64)
         rngs = [np.random.default_rng(None if seed is None else seed + k) for k in range(s0, s1)]
         buf = np.zeros((n, CHUNK), np.int64)
         for start in range(0, length, CHUNK):
             m = min(CHUNK, length - start)
             u = np.stack([r.random(m) for r in rngs])  # (K, m)
-            K.generate_batch(buf[:, :m], hs, cs, params, offs, x, u, code, relu, cfg.hidden,
+            G.generate_batch(buf[:, :m], hs, cs, params, offs, x, u, code, relu, cfg.hidden,
                              cfg.vocab_size, float(temperature), int(top_k), float(top_p))
             out[s0:s1, start:start + m] = buf[:, :m]
             if end is not None and np.all(np.any(out[s0:s1, :start + m] == end, axis=1)):

@@ -271,7 +271,8 @@ function paint() {
 function tipAt(i, x, y) {
   let rows = "char " + i + ": " + show(D.text[i]) + "  " + D.bits[i].toFixed(2) + " bits\n";
   for (let k = 0; k < D.top[i].length; k++)
-    rows += "  " + show(D.vocab[D.top[i][k]]).padEnd(7) + " " + (100 * D.prob[i][k]).toFixed(1) + "%\n";
+    rows += "  " + show(D.vocab[D.top[i][k]]).padEnd(7) + " " +
+            (100 * D.prob[i][k]).toFixed(1) + "%\n";
   if (acts !== null && view.mode === "unit") {
     const q = acts[(view.layer * D.hidden + view.unit) * D.text.length + i];
     rows += "unit " + view.layer + "/" + view.unit + ": " + ((q - 127) / 127).toFixed(2);

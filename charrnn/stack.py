@@ -16,9 +16,10 @@ import math
 import numpy as np
 from numba import njit
 
+from . import fastmath as F
 from . import kernels as K
 
-KW = dict(K.KW, nogil=True)
+KW = dict(F.KW, nogil=True)
 
 
 @njit(**KW)
@@ -198,7 +199,7 @@ def _softmax_xent(probs, y, b0, S):
         for v in range(1, V):
             m = max(m, p[v])
         for v in range(V):  # no reduction in this loop, so it vectorizes
-            p[v] = K.exp(p[v] - m)
+            p[v] = F.exp(p[v] - m)
         s = _sum(p)
         if target >= 0:
             total += math.log(s) + m - logit

@@ -5,7 +5,8 @@ import pytest
 import reference as ref
 from conftest import CELLS, random_batch, random_model, random_state
 
-from charrnn import kernels as K
+from charrnn import fastmath as FM
+from charrnn import generate as G
 from charrnn.cells import init_params
 from charrnn.config import ModelConfig
 from charrnn.export import state_dict
@@ -99,9 +100,9 @@ def test_compiled_sampler_step_matches_batched_forward(cell):
     hs, cs = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
     from charrnn.cells import CELLS, param_offsets
     offs = param_offsets(m.cfg)
-    K.advance(hs, cs, m.params, offs, ids, CELLS[cell].code, False, 5, 6)
+    G.advance(hs, cs, m.params, offs, ids, CELLS[cell].code, False, 5, 6)
     logits = np.zeros(6, np.float32)
-    K.decode_logits(logits, hs, m.params, offs, 5, 6)
+    G.decode_logits(logits, hs, m.params, offs, 5, 6)
     m.forward(ids[:, None], np.zeros((5, 1), np.int64), m.zero_state(1))
     hidden = m.hidden_states()  # (L, T, 1, H)
     np.testing.assert_allclose(hs, hidden[:, -1, 0], rtol=1e-5, atol=1e-6)
@@ -116,9 +117,9 @@ def test_float32_exp_and_tanh_match_libm():
     @njit
     def apply(x, e, t, s):
         for i in range(x.size):
-            e[i] = K.exp(x[i])
-            t[i] = K.tanh(x[i])
-            s[i] = K.sigmoid(x[i])
+            e[i] = FM.exp(x[i])
+            t[i] = FM.tanh(x[i])
+            s[i] = FM.sigmoid(x[i])
 
     x = np.linspace(-87, 88, 200_001).astype(np.float32)
     e, t, s = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
@@ -137,8 +138,8 @@ def test_float32_tanh_is_within_about_an_ulp_and_the_fast_one_within_4e_7():
     @njit
     def both(x, acc, fast):
         for i in range(x.size):
-            acc[i] = K._tanh_f32(x[i])
-            fast[i] = K._tanh_fast_f32(x[i])
+            acc[i] = FM._tanh_f32(x[i])
+            fast[i] = FM._tanh_fast_f32(x[i])
     x = np.concatenate([np.linspace(-12, 12, 200001), np.geomspace(1e-6, 1, 2001)])
     x = x.astype(np.float32)
     acc, fast = np.empty_like(x), np.empty_like(x)

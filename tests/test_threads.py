@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import CELLS, random_model
 
-from charrnn import kernels as K
+from charrnn import generate as G
 from charrnn.cells import CELLS as CELL_INFO
 from charrnn.cells import param_offsets
 from charrnn.data import Vocab
@@ -83,13 +83,13 @@ def test_batched_step_equals_single_streams(cell):
     code, offs = CELL_INFO[cell].code, param_offsets(m.cfg)
     ids = np.random.default_rng(4).integers(0, 6, (9, 4))  # (n, K)
     hs, cs = np.zeros((2, 4, 5), np.float32), np.zeros((2, 4, 5), np.float32)
-    K.advance_batch(hs, cs, m.params, offs, ids, code, False, 5, 6)
+    G.advance_batch(hs, cs, m.params, offs, ids, code, False, 5, 6)
     for s in range(4):
         h1, c1 = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
-        K.advance(h1, c1, m.params, offs, ids[:, s].copy(), code, False, 5, 6)
+        G.advance(h1, c1, m.params, offs, ids[:, s].copy(), code, False, 5, 6)
         np.testing.assert_allclose(hs[:, s], h1, rtol=1e-5, atol=1e-6)
         one = np.zeros(6, np.float32)
-        K.decode_logits(one, h1, m.params, offs, 5, 6)
+        G.decode_logits(one, h1, m.params, offs, 5, 6)
         batched = hs[-1, s] @ m.p["dec.w"] + m.p["dec.b"]
         p1, pb = np.exp(one - one.max()), np.exp(batched - batched.max())
         np.testing.assert_allclose(pb / pb.sum(), p1 / p1.sum(), rtol=1e-5, atol=1e-7)
