@@ -2,10 +2,8 @@
 
 Each function is a plain Python function (exact math, used as-is by float64 code and with
 NUMBA_DISABLE_JIT=1) overloaded for numba: in float32 code it compiles to a polynomial form that
-LLVM vectorizes, where libm's tanhf and expf are scalar calls ~40x slower. `tanh`, `sigmoid`
-and `exp` are for training and evaluation, whose gradients need them nearly exact; `tanh_fast`
-and `sigmoid_fast` for generation, which takes no gradient. KW is the options every pointwise
-kernel compiles with.
+LLVM vectorizes, where libm's tanhf and expf are scalar calls ~40x slower. KW is the
+options every pointwise kernel compiles with.
 """
 import math
 
@@ -23,18 +21,10 @@ KW = {"cache": True, "error_model": "numpy", "fastmath": FM, "nogil": True}  # n
 
 
 def tanh(x):
-    """tanh; in compiled float32 code Cephes' tanhf (relative error < 1e-7, about libm's) in a
-    form that vectorizes, where libm's tanh is a scalar call ~40x slower. Training and evaluation
-    use it: with Eigen's faster rational form (error up to 4e-7, several ulps near +-1, where
-    1 - tanh^2 is the gradient) float32 gradients were 8x further from float64 than PyTorch's
-    (bench/grad_precision.py: 2.9e-6 against 3.5e-7; with this one 7.5e-7 against 5.3e-7).
-    float64 code keeps math.tanh exactly."""
-    return math.tanh(x)
-
-
-def tanh_fast(x):
-    """tanh for generation, where no gradient is taken: in float32 Eigen's rational form
-    (|error| < 4e-7), a third cheaper than tanh; float64 code keeps math.tanh."""
+    """tanh; in compiled float32 code Eigen's rational approximation (|error| < 4e-7) that
+    vectorizes, where libm's tanh is a scalar call ~40x slower. float64 code keeps math.tanh
+    exactly. (Cephes' tanhf, within 1e-7, made float32 gradients as close to float64 as
+    PyTorch's but trained 8-12% slower and learned no better: README, "How it works".)"""
     return math.tanh(x)
 
 
@@ -43,13 +33,8 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def sigmoid_fast(x):
-    """sigmoid from tanh_fast (generation)."""
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 @njit(cache=True, error_model="numpy", inline="always")
-def _tanh_fast_f32(x):
+def _tanh_f32(x):
     # Eigen's float32 tanh: odd 13/6 rational polynomial on [-7.9053, 7.9053], where float32
     # tanh is already +-1.
     c = np.float32(7.90531110763549805)
@@ -73,12 +58,6 @@ def _tanh_fast_f32(x):
 def _sigmoid_f32(x):
     half = np.float32(0.5)
     return half + half * _tanh_f32(half * x)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sigmoid_fast_f32(x):
-    half = np.float32(0.5)
-    return half + half * _tanh_fast_f32(half * x)
 
 
 # 2^n for n in [-126, 127] (normal float32 range), indexed by n + 126: the exponent part of exp.
@@ -108,27 +87,6 @@ def _exp_f32(x):
     return p * _POW2_F32[np.int32(n) + 126]
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _tanh_f32(x):
-    # Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above (each within
-    # about an ulp; measured max relative error 8e-8), both computed and one selected, so the
-    # loop stays branch-free and vectorizes.
-    a = min(abs(x), np.float32(10.0))  # rounds to +-1 from about 9.01; clamped, exp cannot overflow
-    z = x * x
-    p = np.float32(-5.70498872745e-3)
-    p = p * z + np.float32(2.06390887954e-2)
-    p = p * z + np.float32(-5.37397155531e-2)
-    p = p * z + np.float32(1.33314422036e-1)
-    p = p * z + np.float32(-3.33332819422e-1)
-    small = p * z * x + x
-    big = math.copysign(np.float32(1.0) - np.float32(2.0) / (_exp_f32(a + a) + np.float32(1.0)),
-                        x)
-    # a blend, not `small if ... else big`: numba's inliner mishandles the branch's variables
-    # (a NumbaIRAssumptionWarning at compile time), and the blend vectorizes as well
-    w = np.float32(a < np.float32(0.625))
-    return w * small + (np.float32(1.0) - w) * big
-
-
 def _is_f32(x):
     return isinstance(x, types.Float) and x.bitwidth == 32
 
@@ -136,11 +94,6 @@ def _is_f32(x):
 @overload(tanh, inline="always")
 def _tanh_impl(x):
     return (lambda x: _tanh_f32(x)) if _is_f32(x) else (lambda x: math.tanh(x))
-
-
-@overload(tanh_fast, inline="always")
-def _tanh_fast_impl(x):
-    return (lambda x: _tanh_fast_f32(x)) if _is_f32(x) else (lambda x: math.tanh(x))
 
 
 @overload(exp, inline="always")
@@ -151,21 +104,3 @@ def _exp_impl(x):
 @overload(sigmoid, inline="always")
 def _sigmoid_impl(x):
     return (lambda x: _sigmoid_f32(x)) if _is_f32(x) else (lambda x: 1.0 / (1.0 + math.exp(-x)))
-
-
-@overload(sigmoid_fast, inline="always")
-def _sigmoid_fast_impl(x):
-    return (lambda x: _sigmoid_fast_f32(x)) if _is_f32(x) else \
-        (lambda x: 1.0 / (1.0 + math.exp(-x)))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _th(x, fast):
-    """tanh, or tanh_fast where fast (a constant at every call site, folded away)."""
-    return tanh_fast(x) if fast else tanh(x)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sg(x, fast):
-    return sigmoid_fast(x) if fast else sigmoid(x)
-

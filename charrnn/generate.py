@@ -77,13 +77,13 @@ def _cell_update(h, c, pre, hp, sc, bh, cell, relu, H):
     in a buffer of their own (outputs that alias inputs through different views keep LLVM from
     vectorizing: 32-stream GRU sampling ran 19% slower that way)."""
     if cell == CELL_LSTM:
-        _lstm_row(h, c, h, pre, pre, hp, c, H, True)
+        _lstm_row(h, c, h, pre, pre, hp, c, H)
     elif cell == CELL_GRU:
         a, hn, h_prev = sc[:3 * H], sc[3 * H:4 * H], sc[4 * H:5 * H]
         h_prev[:] = h
-        _gru_row(h, a, hn, pre, hp, bh, h_prev, H, True)
+        _gru_row(h, a, hn, pre, hp, bh, h_prev, H)
     else:
-        _rnn_row(h, pre, hp, relu, H, True)
+        _rnn_row(h, pre, hp, relu, H)
 
 
 @njit(**KW)

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from .cells import CELLS
-from .fastmath import KW, _sg, _th
+from .fastmath import KW, sigmoid, tanh
 
 CELL_RNN, CELL_GRU, CELL_LSTM = (CELLS[c].code for c in ("rnn", "gru", "lstm"))
 _BY_CODE = sorted(CELLS.values(), key=lambda c: c.code)
@@ -38,31 +38,31 @@ FOLD_BH = np.array([c.fold_bh for c in _BY_CODE])  # b_hh joins the input side (
 # B=25, H=128 takes 15.2 us with computed indices, 5.8 us with block views).
 
 @njit(**KW, inline="always")
-def _lstm_gates(a, x, p, H, fast):
+def _lstm_gates(a, x, p, H):
     """a (4H,) = activated gates i, f, g, o of the pre-activations x + p (a may alias x). One
     simple loop per gate block: LLVM vectorizes these, where a single fused loop touching
     ten arrays stays scalar (measured 43 vs 137 us at B=50, H=128)."""
     a_if, x_if, p_if = a[:2 * H], x[:2 * H], p[:2 * H]
     for k in range(2 * H):
-        a_if[k] = _sg(x_if[k] + p_if[k], fast)
+        a_if[k] = sigmoid(x_if[k] + p_if[k])
     a_g, x_g, p_g = a[2 * H:3 * H], x[2 * H:3 * H], p[2 * H:3 * H]
     for k in range(H):
-        a_g[k] = _th(x_g[k] + p_g[k], fast)
+        a_g[k] = tanh(x_g[k] + p_g[k])
     a_o, x_o, p_o = a[3 * H:], x[3 * H:], p[3 * H:]
     for k in range(H):
-        a_o[k] = _sg(x_o[k] + p_o[k], fast)
+        a_o[k] = sigmoid(x_o[k] + p_o[k])
 
 
 @njit(**KW, inline="always")
-def _lstm_row(h, c, t, a, x, p, c_prev, H, fast):
+def _lstm_row(h, c, t, a, x, p, c_prev, H):
     """One row of the LSTM step, the cell's math written once (training and generation):
     a (4H,) = activated gates of x + p; c = f*c_prev + i*g; t = tanh(c); h = o*t. Outputs may
     alias inputs element for element (generation passes t = h, c = c_prev, a = x)."""
-    _lstm_gates(a, x, p, H, fast)
+    _lstm_gates(a, x, p, H)
     i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
     for j in range(H):
         cn = f[j] * c_prev[j] + i[j] * g[j]
-        tj = _th(cn, fast)
+        tj = tanh(cn)
         c[j] = cn
         t[j] = tj
         h[j] = o[j] * tj
@@ -75,7 +75,7 @@ def lstm_step_forward(h, c, tc, act, xp, hp, c_prev):
     c_prev (B, H)."""
     B, H = h.shape
     for b in range(B):
-        _lstm_row(h[b], c[b], tc[b], act[b], xp[b], hp[b], c_prev[b], H, False)
+        _lstm_row(h[b], c[b], tc[b], act[b], xp[b], hp[b], c_prev[b], H)
 
 
 @njit(**KW)
@@ -102,7 +102,7 @@ def lstm_step_backward(dpre, dc, act, tc, c_prev, dh_out, dh_rec):
 
 
 @njit(**KW, inline="always")
-def _gru_row(h, a, hn, x, p, bh, h_prev, H, fast):
+def _gru_row(h, a, hn, x, p, bh, h_prev, H):
     """One row of the GRU step, written once: a (3H,) = r, z, n; hn (H,) = W_hn h_prev + b_hn;
     x (3H,): input side with b_ih; p (3H,): h_prev @ W_h; bh (3H,) = b_hh. Outputs may alias
     inputs element for element (generation passes a = x, hn = p's n block, h = h_prev)."""
@@ -110,13 +110,13 @@ def _gru_row(h, a, hn, x, p, bh, h_prev, H, fast):
     b_rz, b_n = bh[:2 * H], bh[2 * H:]
     a_rz, x_rz, p_rz = a[:2 * H], x[:2 * H], p[:2 * H]
     for k in range(2 * H):  # r and z: separate simple loops vectorize (see LSTM)
-        a_rz[k] = _sg(x_rz[k] + p_rz[k] + b_rz[k], fast)
+        a_rz[k] = sigmoid(x_rz[k] + p_rz[k] + b_rz[k])
     p_n, x_n = p[2 * H:], x[2 * H:]
     for j in range(H):
         hn[j] = p_n[j] + b_n[j]
     r, z, n = a[:H], a[H:2 * H], a[2 * H:]
     for j in range(H):
-        n[j] = _th(x_n[j] + r[j] * hn[j], fast)
+        n[j] = tanh(x_n[j] + r[j] * hn[j])
     for j in range(H):
         h[j] = (one - z[j]) * n[j] + z[j] * h_prev[j]
 
@@ -127,7 +127,7 @@ def gru_step_forward(h, act, hn, xp, hp, bh, h_prev):
     backward; xp (B, 3H): input projection with b_ih; hp (B, 3H): h_prev @ W_h; bh (3H,)."""
     B, H = h.shape
     for b in range(B):
-        _gru_row(h[b], act[b], hn[b], xp[b], hp[b], bh, h_prev[b], H, False)
+        _gru_row(h[b], act[b], hn[b], xp[b], hp[b], bh, h_prev[b], H)
 
 
 @njit(**KW)
@@ -158,13 +158,13 @@ def gru_step_backward(dgx, dgh, dh_carry, act, hn, h_prev, dh_out, dh_rec):
 
 
 @njit(**KW, inline="always")
-def _rnn_row(h, x, p, relu, H, fast):
+def _rnn_row(h, x, p, relu, H):
     """One row of the vanilla RNN step, written once: h = act(x + p)."""
     zero = h.dtype.type(0.0)
     for j in range(H):
         a = x[j] + p[j]
         # relu as an explicit compare-select, which LLVM vectorizes like the tanh path
-        h[j] = (a if a > zero else zero) if relu else _th(a, fast)  # noqa: FURB136
+        h[j] = (a if a > zero else zero) if relu else tanh(a)  # noqa: FURB136
 
 
 @njit(**KW)
@@ -172,7 +172,7 @@ def rnn_step_forward(h, xp, hp, relu):
     """h (B, H) out; xp (B, H): input projection with both biases; hp (B, H): h_prev @ W_h."""
     B, H = h.shape
     for b in range(B):
-        _rnn_row(h[b], xp[b], hp[b], relu, H, False)
+        _rnn_row(h[b], xp[b], hp[b], relu, H)
 
 
 @njit(**KW)
