@@ -56,6 +56,19 @@ def cli_run(*args, ok=True):
     return r
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """(run directory, its corpus): a tiny LSTM trained 20 steps on the head of the bundled
+    corpus, once per session, for the tests that only read a run (sample, score, show, serve)."""
+    from charrnn.train import DEFAULT_CORPUS
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    text = tmp / "tiny.txt"
+    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
+    cli_run("train", text, *FAST_CLI, "--max-steps", 20, "--eval-every", 10,
+            "--checkpoint-dir", tmp / "run")
+    return tmp / "run", text
+
+
 @pytest.fixture
 def trained(tiny_corpus, tmp_path):
     """A run directory: 30 steps of a tiny LSTM on the tiny corpus."""

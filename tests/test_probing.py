@@ -15,15 +15,9 @@ CHARRNN = [sys.executable, "-m", "charrnn"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One trained run directory, shared by the tests that only read it."""
-    tmp = tmp_path_factory.mktemp("probe")
-    text = tmp / "tiny.txt"
-    from charrnn.train import DEFAULT_CORPUS
-    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
-    cli_run("train", text, *FAST_CLI, "--max-steps", 10, "--eval-every", 5,
-            "--checkpoint-dir", tmp / "run")
-    return tmp / "run"
+def run(tiny_run):
+    """The shared tiny run directory (conftest.tiny_run); these tests only read it."""
+    return tiny_run[0]
 
 
 def one_line_error(r, *fragments):

@@ -6,17 +6,12 @@ import charrnn
 from charrnn.errors import CharrnnError
 from charrnn.sample import CHUNK, cut_at_stop
 from charrnn.score import continuation_nats
-from conftest import FAST_CLI, cli_run
+from conftest import cli_run
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sample")
-    from charrnn.train import DEFAULT_CORPUS
-    text = tmp / "tiny.txt"
-    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
-    cli_run("train", text, *FAST_CLI, "--max-steps", 20, "--checkpoint-dir", tmp / "run")
-    return charrnn.load(tmp / "run")
+def model(tiny_run):
+    return charrnn.load(tiny_run[0])
 
 
 def test_stop_ends_right_after_the_string_and_can_leave_it_out(model):

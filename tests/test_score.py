@@ -23,18 +23,14 @@ LINES = ["First Citizen:", "You are all resolved rather to die", "", "zzzz qqq"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tiny_run, tmp_path_factory):
     """A text model and a records model, trained briefly (read only by these tests)."""
     tmp = tmp_path_factory.mktemp("score")
-    from charrnn.train import DEFAULT_CORPUS
-    text = tmp / "tiny.txt"
-    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
     names = tmp / "names.txt"
     names.write_text("\n".join(NAMES * 20) + "\n")
-    cli_run("train", text, *FAST_CLI, "--max-steps", 20, "--checkpoint-dir", tmp / "text")
     cli_run("train", names, *FAST_CLI, "--records", "--max-steps", 20,
             "--checkpoint-dir", tmp / "names")
-    return tmp / "text", tmp / "names"
+    return tiny_run[0], tmp / "names"
 
 
 def test_text_lines_score_what_eval_counts_for_them(runs):

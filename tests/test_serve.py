@@ -12,7 +12,6 @@ import urllib.request
 import pytest
 
 import charrnn
-from conftest import FAST_CLI, cli_run
 from test_show import CHROMIUM, needs_browser
 
 pytest.importorskip("starlette", reason="charrnn serve needs the [serve] extra")
@@ -26,15 +25,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tiny_run):
     """`charrnn serve` on a free loopback port; stopped with SIGTERM at the end."""
-    tmp = tmp_path_factory.mktemp("serve")
-    from charrnn.train import DEFAULT_CORPUS
-    text = tmp / "tiny.txt"
-    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
-    cli_run("train", text, *FAST_CLI, "--max-steps", 20, "--checkpoint-dir", tmp / "run")
+    run = tiny_run[0]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", str(tmp / "run"),
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", str(run),
                              "--port", str(port), "--max-length", "500", "--max-samples", "4",
                              "--quiet"], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -44,7 +39,7 @@ def server(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.1)
-    yield url, charrnn.load(tmp / "run"), proc
+    yield url, charrnn.load(run), proc
     if proc.poll() is None:
         proc.kill()
 

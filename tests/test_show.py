@@ -22,13 +22,8 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium i
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("show")
-    from charrnn.train import DEFAULT_CORPUS
-    text = tmp / "tiny.txt"
-    text.write_text(DEFAULT_CORPUS.read_text()[:6000])
-    cli_run("train", text, *FAST_CLI, "--max-steps", 20, "--checkpoint-dir", tmp / "run")
-    return tmp / "run", text
+def run(tiny_run):
+    return tiny_run
 
 
 def render(page, fragment="", tmp=None):
