@@ -116,3 +116,20 @@ def test_sample_show_and_a_records_page(tmp_path):
     end = data_text.index("\n")  # a record's newline shows the end symbol's prediction
     dom = render(page, f"#pos={end}", tmp_path / "c4")
     assert 'char ' + str(end) + ': "\\n"' in html.unescape(dom)
+
+
+@needs_browser
+def test_a_screenshot_of_the_page_is_not_blank(run, tmp_path):
+    mpimg = pytest.importorskip("matplotlib.image")
+    page = tmp_path / "p.html"
+    charrnn.show(charrnn.load(run[0]), run[1].read_text()[:1500], page)
+    shot = tmp_path / "shot.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'c'}", "--virtual-time-budget=10000",
+           "--window-size=900,700", f"--screenshot={shot}", f"file://{page}#pos=20"]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    pixels = mpimg.imread(shot)[:, :, :3]  # (rows, cols, RGB) in [0, 1]
+    assert pixels.shape[:2] == (700, 900)
+    colours = {tuple(p) for p in (pixels[::7, ::7].reshape(-1, 3) * 255).astype(int)}
+    assert pixels.std() > 0.05 and len(colours) > 50  # text, surprise colours, the tooltip
