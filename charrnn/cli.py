@@ -13,6 +13,7 @@ import os
 import sys
 
 import click
+import numpy as np
 
 from .api import info as get_info
 from .api import load, resolve_checkpoint
@@ -27,7 +28,7 @@ from .fileio import write_bytes
 from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
 from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
-from .sample import check_sampling, check_stops, prime_ids, sample_chunks, sample_many
+from .sample import Stream, check_sampling, check_stops, prime_ids, sample_chunks, sample_many
 from .score import best_of as best_of_k
 from .score import score as score_lines
 from .serve import Limits, make_app
@@ -233,8 +234,11 @@ def _train_config(options, given, record) -> TrainConfig:
 @click.option("--best-of", type=int, default=None,
               help="Generate K candidates together and print the most likely (lowest mean "
                    "surprisal per character, said on stderr).")
+@click.option("--interactive", is_flag=True,
+              help="A prompt: type text, the continuation streams back; the state carries "
+                   "across turns (/reset, /temp, /length, /seed, /help; Ctrl-D leaves).")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
-           force, novel, show_to, stop, stop_exclude, best_of):
+           force, novel, show_to, stop, stop_exclude, best_of, interactive):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -264,6 +268,8 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
     for path in (output, show_to):
         if path:
             check_output(path, model.path, force)
+    if interactive:
+        return _interactive(model, temperatures[0], length, seed, top_k, top_p)
     if best_of is not None:
         text, nats, i = best_of_k(model, best_of, length, temperatures[0], prime, seed, top_k,
                                   top_p, threads, stop, stop_exclude)
@@ -312,6 +318,72 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
         click.echo(f"wrote {output}", err=True)
     elif not text.endswith("\n"):  # end the text so the shell prompt starts on its own line
         out("\n")
+
+
+REPL_HELP = ("type text and press Enter: the model continues it. /temp T, /length N, /seed N, "
+             "/reset (forget the conversation), /help; Ctrl-C stops a generation, Ctrl-D leaves")
+
+
+def _interactive(model, temperature, length, seed, top_k, top_p):
+    """The prompt of `sample --interactive`: one Stream for the session, so the model reads the
+    whole conversation (a records model starts a record each turn)."""
+    stream, echo = Stream(model, seed), _text_writer(model.vocab.encoding)
+    click.echo(f"charrnn {model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden}: {REPL_HELP}",
+               err=True)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            click.echo("", err=True)
+            return
+        except KeyboardInterrupt:  # at the prompt: a fresh prompt
+            click.echo("", err=True)
+            continue
+        if line.startswith("/"):
+            temperature, length, seed = _repl_command(line, stream, temperature, length, seed)
+            continue
+        try:
+            ids = prime_ids(model.vocab, line)[(0 if model.vocab.end is None else 1):] \
+                if line else []
+        except CharrnnError as e:
+            click.echo(f"error: {e}", err=True)
+            continue
+        if model.vocab.end is not None:
+            stream.reset()  # every record from its start
+        stream.feed(ids)
+        echo(line)
+        try:
+            for chunk in stream.chunks(length, temperature, top_k, top_p):
+                echo(chunk)
+        except KeyboardInterrupt:
+            echo("\n")
+            click.echo("[stopped]", err=True)
+            continue
+        echo("\n")
+
+
+def _repl_command(line, stream, temperature, length, seed):
+    """One /command of the prompt; returns the new (temperature, length, seed)."""
+    cmd, _, arg = line.partition(" ")
+    try:
+        if cmd == "/reset":
+            stream.reset()
+            click.echo("[state reset]", err=True)
+        elif cmd == "/temp":
+            temperature = SampleConfig(temperature=float(arg)).temperature
+        elif cmd == "/length":
+            length = SampleConfig(length=int(arg)).length
+        elif cmd == "/seed":
+            seed = SampleConfig(seed=int(arg)).seed
+            stream.rng = np.random.default_rng(seed)
+        else:
+            click.echo(REPL_HELP, err=True)
+            return temperature, length, seed
+        if cmd != "/reset":
+            click.echo(f"[{cmd[1:]} {arg}]", err=True)
+    except (ValueError, CharrnnError) as e:
+        click.echo(f"error: {cmd} {arg!r}: {e}", err=True)
+    return temperature, length, seed
 
 
 def _sample_records(model, temperatures, num_samples, length, prime, seed, top_k, top_p, threads,

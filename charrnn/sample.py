@@ -125,27 +125,62 @@ def prime_ids(vocab, prime) -> np.ndarray:
     return np.array(start or [vocab.index.get("\n", 0)], np.int64)
 
 
+class Stream:
+    """One generation stream whose state carries over between calls: feed it text, take
+    generated chunks, feed it more (the interactive prompt keeps one for a whole session).
+
+    The state is (h, c) of every layer and the pending input id: the last character fed or
+    generated, not yet read by the model. reset() goes back to the start of a line (a records
+    model: of a record).
+    """
+
+    def __init__(self, model, seed: int | None = None):
+        cfg = model.cfg
+        self.model, self.vocab = model, model.vocab
+        self.params = np.ascontiguousarray(model.params, dtype=np.float32)
+        self.offs = param_offsets(cfg)
+        self.code, self.relu = CELLS[cfg.cell].code, cfg.activation == "relu"
+        self.rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self):
+        cfg = self.model.cfg
+        self.hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
+        self.cs = np.zeros_like(self.hs)
+        self.x = int(prime_ids(self.vocab, None)[-1])  # a newline (records: the end symbol)
+
+    def feed(self, ids) -> None:
+        """Read ids (n,) after the pending input; the last becomes the pending input."""
+        if len(ids) == 0:
+            return
+        cfg = self.model.cfg
+        seq = np.concatenate([[self.x], np.asarray(ids[:-1], np.int64)]).astype(np.int64)
+        G.advance(self.hs, self.cs, self.params, self.offs, seq, self.code, self.relu,
+                  cfg.hidden, cfg.vocab_size)
+        self.x = int(ids[-1])
+
+    def chunks(self, length: int, temperature: float, top_k: int = 0, top_p: float = 1.0):
+        """Up to length generated characters, CHUNK at a time (a record ends at its end)."""
+        cfg, end = self.model.cfg, self.vocab.end
+        out = np.zeros(CHUNK, np.int64)
+        for start in range(0, length, CHUNK):
+            n = min(CHUNK, length - start)
+            G.generate(out[:n], self.hs, self.cs, self.params, self.offs, self.x,
+                       self.rng.random(n), self.code, self.relu, cfg.hidden, cfg.vocab_size,
+                       float(temperature), int(top_k), float(top_p))
+            self.x = int(out[n - 1])
+            ended = _until_end(out[:n], end)
+            yield self.vocab.decode(ended)
+            if len(ended) < n:  # the record ended
+                return
+
+
 def _generate(model, ids, length, temperature, seed, top_k, top_p):
     """The generated text, chunk by chunk: prime the state, then the compiled loop per chunk."""
-    vocab, cfg = model.vocab, model.cfg
-    params = np.ascontiguousarray(model.params, dtype=np.float32)
-    offs = param_offsets(cfg)
-    hs = np.zeros((cfg.layers, cfg.hidden), np.float32)  # (L, H)
-    cs = np.zeros_like(hs)
-    code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
-    G.advance(hs, cs, params, offs, ids[:-1], code, relu, cfg.hidden, cfg.vocab_size)
-    x = int(ids[-1])
-    rng = np.random.default_rng(seed)
-    out = np.zeros(CHUNK, np.int64)
-    for start in range(0, length, CHUNK):
-        n = min(CHUNK, length - start)
-        G.generate(out[:n], hs, cs, params, offs, x, rng.random(n), code, relu, cfg.hidden,
-                   cfg.vocab_size, float(temperature), int(top_k), float(top_p))
-        x = int(out[n - 1])
-        ended = _until_end(out[:n], vocab.end)
-        yield vocab.decode(ended)
-        if len(ended) < n:  # the record ended
-            return
+    stream = Stream(model, seed)
+    stream.x = int(ids[0])
+    stream.feed(ids[1:])
+    yield from stream.chunks(length, temperature, top_k, top_p)
 
 
 def sample(model, length: int = S.length, temperature: float = S.temperature,

@@ -76,3 +76,60 @@ def test_cli_stop_and_best_of(model, tmp_path):
         assert r.exit_code == 2 and message in r.stderr, r.stderr
     with pytest.raises(CharrnnError, match="--stop must be a non-empty string"):
         charrnn.sample(model, 10, stop=[""])
+
+
+def test_interactive_prompt_through_a_terminal(model):
+    """`sample --interactive` on a real pseudo-terminal: a prime, /temp, /reset, Ctrl-C during a
+    long generation (stops it, not the program), and Ctrl-D (leaves)."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: charrnn on the terminal's slave side
+        os.execv(sys.executable, [sys.executable, "-m", "charrnn", "sample", str(model.path),
+                                  "--interactive", "--seed", "1", "--length", "30"])
+    seen = b""
+
+    def until(text: bytes, start: int = 0, timeout=60.0) -> int:
+        """Read until text appears after position start; returns where it ends."""
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while text not in seen[start:]:
+            assert time.monotonic() < end, seen.decode(errors="replace")[-2000:]
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        return seen.index(text, start) + len(text)
+
+    try:
+        at = until(b"> ")
+        os.write(fd, b"First\r")
+        at = until(b"> ", until(b"First", until(b"First", at)))  # the echo, then the output
+        reply = seen[:at].rsplit(b"First", 1)[1]
+        assert len(reply.strip(b"\r\n> ")) > 0  # a continuation came back
+        os.write(fd, b"/temp 0\r")
+        at = until(b"[temp 0]", at)
+        os.write(fd, b"/length 200000\r")
+        at = until(b"[length 200000]", at)
+        os.write(fd, b"You\r")
+        at = until(b"You", until(b"You", at))
+        time.sleep(0.5)
+        os.write(fd, b"\x03")  # Ctrl-C in the middle of 200,000 characters
+        at = until(b"[stopped]", at, 30)
+        os.write(fd, b"/reset\r")
+        at = until(b"[state reset]", at)
+        os.write(fd, b"\x04")  # Ctrl-D at the prompt
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert b"Traceback" not in seen
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (OSError, ChildProcessError):
+            pass
