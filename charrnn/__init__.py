@@ -36,6 +36,7 @@ sample_many = taking_a_model(_sample.sample_many)
 score = taking_a_model(_score.score)
 score_chars = taking_a_model(_score.score_chars)
 best_of = taking_a_model(_score.best_of)
+beam = taking_a_model(_score.beam)
 show = taking_a_model(_show.show)
 
 try:
@@ -50,6 +51,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "TrainResult",
+    "beam",
     "best_of",
     "Vocab",
     "__version__",

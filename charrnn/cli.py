@@ -29,6 +29,7 @@ from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
 from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
 from .sample import Stream, check_sampling, check_stops, prime_ids, sample_chunks, sample_many
+from .score import beam as beam_search
 from .score import best_of as best_of_k
 from .score import score as score_lines
 from .serve import Limits, make_app
@@ -234,11 +235,14 @@ def _train_config(options, given, record) -> TrainConfig:
 @click.option("--best-of", type=int, default=None,
               help="Generate K candidates together and print the most likely (lowest mean "
                    "surprisal per character, said on stderr).")
+@click.option("--beam", "beam_k", type=int, default=None,
+              help="Beam search of width K: a records model prints the K most likely records "
+                   "(probabilities on stderr); a text model the most likely --length characters.")
 @click.option("--interactive", is_flag=True,
               help="A prompt: type text, the continuation streams back; the state carries "
                    "across turns (/reset, /temp, /length, /seed, /help; Ctrl-D leaves).")
 def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, threads, output,
-           force, novel, show_to, stop, stop_exclude, best_of, interactive):
+           force, novel, show_to, stop, stop_exclude, best_of, beam_k, interactive):
     """Generate text from CHECKPOINT (a file or run directory; default: the newest run).
 
     \b
@@ -270,6 +274,18 @@ def sample(checkpoint, temps, length, prime, seed, top_k, top_p, num_samples, th
             check_output(path, model.path, force)
     if interactive:
         return _interactive(model, temperatures[0], length, seed, top_k, top_p)
+    if beam_k is not None:
+        found = beam_search(model, beam_k, length, prime)
+        shown = found if model.vocab.end is not None else found[:1]
+        for text, logp in shown:
+            click.echo(f"{math.exp(logp):.3g}\t{logp:.3f} nats\t{text!r}", err=True)
+        text = "".join(t + "\n" for t, _ in shown)
+        if output:
+            _write_atomic(output, text, encoding)
+            click.echo(f"wrote {output}", err=True)
+        else:
+            _text_writer(encoding)(text)
+        return
     if best_of is not None:
         text, nats, i = best_of_k(model, best_of, length, temperatures[0], prime, seed, top_k,
                                   top_p, threads, stop, stop_exclude)

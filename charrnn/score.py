@@ -19,7 +19,7 @@ import numpy as np
 from .config import SampleConfig as S
 from .data import IGNORE, unknown_characters
 from .errors import CharrnnError
-from .sample import sample_many
+from .sample import prime_ids, sample_many
 
 LINES_PER_BATCH = 64  # rows of one forward pass
 WINDOW = 256          # time steps of one forward pass (longer lines carry the state across)
@@ -199,3 +199,54 @@ def best_of(model, k: int, length: int = S.length, temperature: float = S.temper
     nats = continuation_nats(model, prime, texts)
     i = int(np.argmin(nats))
     return texts[i], float(nats[i]), i
+
+
+def beam(model, k: int, length: int = S.length, prime: str | None = None) -> list[tuple[str, float]]:
+    """Beam search of width k: the k most likely continuations of the prime, with their total
+    log-probabilities (nats, natural log), most likely first.
+
+    A records model searches whole records: a beam ends when it predicts the end symbol (its
+    probability is the record's, end included), and the search stops once no open beam can still
+    beat the k-th finished one (or after `length` characters). A text model returns the k most
+    likely continuations of exactly `length` characters. Width 1 is the greedy output.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise CharrnnError(f"--beam must be an integer >= 1, got {k!r}")
+    S(length=length)
+    vocab = model.vocab
+    ids = prime_ids(vocab, prime)
+    head = vocab.from_user(prime) if prime else ""
+    end = vocab.end
+    state = model.zero_state(1)
+    if len(ids) > 1:  # read the prime up to its last character, which is the first input
+        _, state = model.forward(np.asarray(ids[:-1], np.int32)[:, None], None, state)
+    beams = [([], 0.0)]  # (generated ids, log-probability)
+    x = np.array([ids[-1]], np.int32)
+    finished = []
+    for _ in range(length):
+        logits, state = model.forward(x[None, :], None, state)  # (1, n, V)
+        z = logits[0].astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (n, V)
+        total = np.array([b[1] for b in beams])[:, None] + logp  # (n, V)
+        flat = np.argsort(-total, axis=None, kind="stable")[: 2 * k]
+        nxt, rows = [], []
+        for f in flat:
+            i, v = divmod(int(f), total.shape[1])
+            cand = (beams[i][0] + [v], float(total[i, v]))
+            if end is not None and v == end:
+                finished.append((cand[0][:-1], cand[1]))
+            elif len(nxt) < k:
+                nxt.append(cand)
+                rows.append(i)
+        finished.sort(key=lambda b: -b[1])
+        if not nxt or (len(finished) >= k and finished[k - 1][1] >= nxt[0][1]):
+            break  # scores only fall: no open beam can still enter the top k
+        beams = nxt
+        state = tuple(s[:, rows] for s in state)
+        x = np.array([b[0][-1] for b in beams], np.int32)
+    results = finished if end is not None else []
+    if end is None or len(results) < k:
+        results = results + [b for b in beams if b not in results]
+    results.sort(key=lambda b: -b[1])
+    return [(head + vocab.decode(b[0]), b[1]) for b in results[:k]]

@@ -104,3 +104,27 @@ def test_unknown_characters_are_one_line_or_skipped(runs, tmp_path):
     assert row[2].strip() == "First €uro" and float(row[0]) > 0
     with pytest.raises(CharrnnError, match="lines must be a list of str"):
         charrnn.score(runs[0], "not a list")
+
+
+def test_beam_search_returns_records_by_probability_and_width_1_is_greedy(runs):
+    m = charrnn.load(runs[1])
+    found = charrnn.beam(m, 5, 30)
+    logps = [lp for _, lp in found]
+    assert len(found) == 5 and logps == sorted(logps, reverse=True)
+    r = charrnn.score(m, [t for t, _ in found])  # each record's probability, its end included
+    assert list(-r.nats) == pytest.approx(logps, rel=1e-5)
+    assert len({t for t, _ in found}) == 5
+    text = charrnn.load(runs[0])
+    greedy = charrnn.sample(text, 40, temperature=0, prime="First")
+    assert charrnn.beam(text, 1, 40, prime="First")[0][0] == greedy
+    wide = charrnn.beam(text, 4, 40, prime="First")
+    assert wide[0][1] >= charrnn.beam(text, 1, 40, prime="First")[0][1] - 1e-9
+
+
+def test_beam_from_the_cli(runs):
+    r = cli_run("sample", runs[1], "--beam", 3, "--length", 30)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and lines == [t for t, _ in charrnn.beam(runs[1], 3, 30)]
+    assert len(r.stderr.strip().splitlines()) == 3 and "nats" in r.stderr
+    bad = cli_run("sample", runs[1], "--beam", 0, ok=False)
+    assert bad.exit_code == 2 and "--beam must be an integer >= 1" in bad.stderr
