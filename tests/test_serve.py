@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 import charrnn
-from test_show import CHROMIUM, needs_browser
+from test_show import CHROMIUM, browser, needs_browser, needs_driver, wait_for  # noqa: F401
 
 pytest.importorskip("starlette", reason="charrnn serve needs the [serve] extra")
 pytest.importorskip("uvicorn", reason="charrnn serve needs the [serve] extra")
@@ -134,6 +134,24 @@ def test_the_page_streams_a_sample_in_a_browser(server, tmp_path):
     import re
     out = html.unescape(re.search(r'<div id="out">(.*?)</div>', dom, re.S).group(1))
     assert out == charrnn.sample(model, 300, temperature=0.8, prime="", seed=5)
+
+
+@needs_driver
+def test_typing_a_prime_and_pressing_generate(server, browser):
+    from selenium.webdriver.common.by import By
+    url, model, _ = server
+    browser.get(url + "/#seed=6")  # the fragment seeds the page's requests (and generates once)
+    body = browser.find_element(By.TAG_NAME, "body")
+    wait_for(browser, lambda d: body.get_attribute("data-state") == "done")
+    browser.find_element(By.ID, "prime").send_keys("First")
+    length = browser.find_element(By.ID, "length")
+    length.clear()
+    length.send_keys("120")
+    browser.find_element(By.ID, "go").click()
+    wait_for(browser, lambda d: body.get_attribute("data-state") == "done"
+             and d.find_element(By.ID, "out").text.startswith("First"))
+    out = browser.execute_script("return document.getElementById('out').textContent")
+    assert out == charrnn.sample(model, 120, temperature=0.8, prime="First", seed=6)
 
 
 def test_sigterm_ends_the_server_cleanly(server):

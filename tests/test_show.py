@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,38 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium i
 @pytest.fixture(scope="module")
 def run(tiny_run):
     return tiny_run
+
+
+CHROMEDRIVER = shutil.which("chromedriver")
+if CHROMEDRIVER is None and os.environ.get("CHARRNN_REQUIRE_BROWSER") == "1":
+    raise RuntimeError("CHARRNN_REQUIRE_BROWSER=1 but no chromedriver on PATH")
+needs_driver = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=(
+    "Debian's chromium-driver is not installed (apt-get install chromium-driver; .ci/run does)"))
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven through chromedriver (Selenium), closed after the test."""
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium download a driver
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, timeout=30.0):
+    """Until condition(driver) is true (polled), or fail."""
+    end = time.monotonic() + timeout
+    while not condition(driver):
+        assert time.monotonic() < end, driver.page_source[-2000:]
+        time.sleep(0.05)
 
 
 def render(page, fragment="", tmp=None):
@@ -133,3 +166,35 @@ def test_a_screenshot_of_the_page_is_not_blank(run, tmp_path):
     assert pixels.shape[:2] == (700, 900)
     colours = {tuple(p) for p in (pixels[::7, ::7].reshape(-1, 3) * 255).astype(int)}
     assert pixels.std() > 0.05 and len(colours) > 50  # text, surprise colours, the tooltip
+
+
+@needs_driver
+def test_choosing_a_unit_in_the_page_recolours_the_text(run, tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    m = charrnn.load(run[0])
+    page = tmp_path / "p.html"
+    data = charrnn.show(m, run[1].read_text()[:300], page)
+    browser.get(f"file://{page}")
+    body = browser.find_element(By.TAG_NAME, "body")
+    wait_for(browser, lambda d: body.get_attribute("data-ready") == "yes")
+    spans = browser.find_elements(By.CSS_SELECTOR, "#text span")
+    before = [sp.get_attribute("style") for sp in spans]
+    unit = browser.find_element(By.ID, "unit")
+    unit.clear()
+    unit.send_keys("5")  # typing a unit number switches to that unit
+    wait_for(browser, lambda d: body.get_attribute("data-unit") == "5")
+    assert body.get_attribute("data-mode") == "unit"
+    after = [sp.get_attribute("style") for sp in spans]
+    assert after != before and len(after) == len(data["text"])
+    x = m.vocab.encode(data["text"])
+    xs = np.concatenate([[m.vocab.index["\n"]], x[:-1]]).astype(np.int32)[:, None]
+    m.forward(xs, None)
+    q = np.rint((np.clip(m.activations()[0, :, 0, 5], -1, 1) + 1) * 127)
+    v = (q - 127) / 127
+    a = np.rint(255 - 200 * np.abs(v)).astype(int)
+    want = [f"background: rgb(255, {b}, {b});" if s_ >= 0 else f"background: rgb({b}, {b}, 255);"
+            for s_, b in zip(v, a)]
+    assert after == want
+    browser.find_element(By.ID, "m-surprise").click()  # and back to surprise
+    wait_for(browser, lambda d: body.get_attribute("data-mode") == "surprise")
+    assert [sp.get_attribute("style") for sp in spans] == before
