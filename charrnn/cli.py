@@ -22,6 +22,7 @@ from .checkpoint import check_output
 from .demo import format_steps, hello
 from .distributed import launched_rank_and_size
 from .errors import CharrnnError
+from .data import decode_text
 from .evaluate import MIN_ROW_CHARS, eval_rows, evaluate_file
 from .export import export as run_export
 from .fileio import write_bytes
@@ -573,14 +574,8 @@ def _read_text(path: str, vocab) -> str:
                 raw = f.read()
         except OSError as e:
             raise CharrnnError(f"cannot read {path}: {e.strerror or e}") from None
-    if vocab.encoding == "bytes":
-        text = raw.decode("latin-1")
-    else:
-        try:
-            text = raw.decode("utf-8").removeprefix("\ufeff")
-        except UnicodeDecodeError as e:
-            raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}") from None
-    return text.replace("\r\n", "\n")
+    where = "standard input" if path == "-" else path
+    return decode_text(raw, where, vocab.encoding).replace("\r\n", "\n")
 
 
 @cli.command()

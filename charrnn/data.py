@@ -58,16 +58,22 @@ def read_text(path, encoding: str = "utf-8") -> str:
     if not raw:
         raise CharrnnError(f"{path}: the file is empty; give a text file with some characters "
                            "in it")
+    return decode_text(raw, path, encoding)
+
+
+def decode_text(raw: bytes, where: str, encoding: str = "utf-8") -> str:
+    """Bytes as text, as read_text decodes a file (where names them in errors): "bytes" as
+    Latin-1; UTF-8 strictly, refusing NUL bytes, without a byte-order mark."""
     if encoding == "bytes":
         return raw.decode("latin-1")
     if b"\x00" in raw:
         off = raw.index(b"\x00")
-        raise CharrnnError(f"{path}: looks like a binary file (NUL byte at offset {off}); "
+        raise CharrnnError(f"{where}: looks like a binary file (NUL byte at offset {off}); "
                            "use a text file, or --encoding bytes to model raw bytes")
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is no character
     except UnicodeDecodeError as e:
-        raise CharrnnError(f"{path}: invalid UTF-8 at byte offset {e.start}; "
+        raise CharrnnError(f"{where}: invalid UTF-8 at byte offset {e.start}; "
                            "fix the file or use --encoding bytes") from None
 
 

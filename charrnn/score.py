@@ -104,24 +104,27 @@ def _surprisal(model, pairs) -> list[np.ndarray]:
         for j, i in enumerate(rows):
             n = len(pairs[i][1])
             x[:n, j], y[:n, j] = pairs[i][0][:n], pairs[i][1]
-        logp = _log_probs(model, x)  # (T, B, V)
+        logp = log_probs(model, x)  # (T, B, V)
         nats = -np.take_along_axis(logp, np.maximum(y, 0)[:, :, None], 2)[:, :, 0]  # (T, B)
         for j, i in enumerate(rows):
             result[i] = nats[: len(pairs[i][1]), j].astype(np.float64)
     return result
 
 
-def _log_probs(model, x) -> np.ndarray:
-    """log softmax of the logits for inputs x (T, B) from the zero state, in float64, in
-    windows of WINDOW steps with the state carried."""
+def log_probs(model, x, window: int = WINDOW, acts=None) -> np.ndarray:
+    """log softmax of the logits (T, B, V) for inputs x (T, B) from the zero state, in float64,
+    `window` steps at a time with the state carried. With acts, an (L, T, B, H) array, also
+    every unit's activation at every step (Model.activations; what `charrnn show` colours by)."""
     T, B = x.shape
     state = model.zero_state(B)
     out = np.empty((T, B, model.cfg.vocab_size))
-    for t0 in range(0, T, WINDOW):
-        logits, state = model.forward(x[t0: t0 + WINDOW], None, state)
+    for t0 in range(0, T, window):
+        logits, state = model.forward(x[t0: t0 + window], None, state)
         z = logits.astype(np.float64)
         z -= z.max(axis=2, keepdims=True)
-        out[t0: t0 + WINDOW] = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        out[t0: t0 + window] = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        if acts is not None:
+            acts[:, t0: t0 + window] = model.activations()
     return out
 
 
@@ -159,7 +162,7 @@ def score_chars(model, line: str, skip_unknown: bool = False) -> CharScores:
     (x, y), = _encode_lines(model, [line], skip_unknown)
     if len(y) == 0:
         return CharScores([], np.zeros(0), [], np.zeros((0, TOP)))
-    logp = _log_probs(model, x[:, None].astype(np.int32))[:, 0]  # (T, V)
+    logp = log_probs(model, x[:, None].astype(np.int32))[:, 0]  # (T, V)
     k = min(TOP, logp.shape[1])
     top = np.argsort(-logp, axis=1, kind="stable")[:, :k]  # (T, k)
     chars = model.vocab.chars

@@ -25,6 +25,7 @@ import numpy as np
 from .data import unknown_characters
 from .errors import CharrnnError
 from .fileio import write_bytes
+from .score import log_probs
 
 MAX_CHARS = 20_000
 WINDOW = 500  # characters per forward pass (the state carried)
@@ -105,19 +106,11 @@ def _compile(find):
 
 
 def _run(model, x):
-    """log-probabilities (T, V) of the next character and activations (L, T, H), from the zero
-    state, WINDOW steps at a time."""
-    T = x.shape[0]
-    logp = np.empty((T, model.cfg.vocab_size))
-    acts = np.empty((model.cfg.layers, T, model.cfg.hidden), np.float32)
-    state = model.zero_state(1)
-    for t0 in range(0, T, WINDOW):
-        logits, state = model.forward(x[t0: t0 + WINDOW], None, state)
-        z = logits[:, 0].astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        logp[t0: t0 + WINDOW] = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        acts[:, t0: t0 + WINDOW] = model.activations()[:, :, 0]
-    return logp, acts
+    """log-probabilities (T, V) of the next character and activations (L, T, H) for inputs x
+    (T, 1), from the zero state."""
+    acts = np.empty((model.cfg.layers, x.shape[0], 1, model.cfg.hidden), np.float32)
+    logp = log_probs(model, x, WINDOW, acts)
+    return logp[:, 0], acts[:, :, 0]
 
 
 def _quantise(acts) -> np.ndarray:

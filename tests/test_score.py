@@ -128,3 +128,10 @@ def test_beam_from_the_cli(runs):
     assert len(r.stderr.strip().splitlines()) == 3 and "nats" in r.stderr
     bad = cli_run("sample", runs[1], "--beam", 0, ok=False)
     assert bad.exit_code == 2 and "--beam must be an integer >= 1" in bad.stderr
+
+
+def test_a_binary_file_is_refused_as_the_corpus_reader_refuses_it(runs, tmp_path):
+    f = tmp_path / "bin.txt"
+    f.write_bytes(b"First\x00Citizen\n")
+    r = cli_run("score", runs[0], f, ok=False)
+    assert r.exit_code == 2 and "looks like a binary file (NUL byte at offset 5)" in r.stderr
