@@ -2,7 +2,7 @@
 in PyTorch for the same time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /path/to/torch-venv/bin/python bench/budget.py \
-        --minutes 1,5 [--auto] [--only charrnn,torch]
+        --minutes 1,5 --seeds 3 [--auto] [--only charrnn,torch] [-- EXTRA charrnn train OPTIONS]
 
 (the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
@@ -16,13 +16,16 @@ holds out. For each budget:
   at the step the measured speed says the budget ends). It validates as charrnn does: its weights
   are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
   steps and at the end, inside the budget; the best is reported.
-Both use every core (torch.set_num_threads = cores). One JSON line per run, then a Markdown table.
+Both use every core (torch.set_num_threads = cores). With --seeds N each budget runs N seeds of
+each contender, alternating (charrnn seed s, PyTorch seed s, charrnn seed s+1, ...), so that a
+slow minute of the machine falls on both. A spike is a validation loss more than SPIKE nats above
+the best so far in that run. One JSON line per run, then a Markdown table per run and a summary
+table (median and range over the seeds) per budget and contender.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import subprocess
@@ -33,26 +36,39 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 EVAL_EVERY = 200
+SPIKE = 0.1  # nats above the best so far
 
 
-def run_charrnn(seconds: float, auto: bool) -> dict:
+def spikes(curve: list[float]) -> int:
+    """Validations more than SPIKE above the best before them."""
+    return sum(v > min(curve[:i]) + SPIKE for i, v in enumerate(curve) if i)
+
+
+def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict:
+    import csv
+
     import charrnn
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "charrnn", "train", "--time-limit", str(seconds),
-               "--checkpoint-dir", tmp, "--quiet"] + (["--auto"] if auto else [])
+               "--checkpoint-dir", tmp, "--quiet", "--seed", str(seed)] + \
+            (["--auto"] if auto else []) + extra
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
         info = charrnn.info(tmp)
-    return {"contender": "charrnn" + (" --auto" if auto else ""), "seconds": seconds,
-            "best_val": info["best_val_loss"], "steps": info["steps"], "wall_s": round(wall, 1),
+        with open(os.path.join(tmp, "metrics.csv")) as f:
+            curve = [float(r["val_loss"]) for r in csv.DictReader(f) if r["val_loss"]]
+    return {"contender": "charrnn" + (" --auto" if auto else "") + "".join(" " + e for e in extra),
+            "seconds": seconds, "seed": seed, "best_val": info["best_val_loss"],
+            "final_val": curve[-1], "best_step": info["best_step"], "spikes": spikes(curve),
+            "steps": info["steps"], "wall_s": round(wall, 1),
             "model": f"{info['cell']} {info['layers']}x{info['hidden']} dropout {info['dropout']}",
             "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
             "dropout": info["dropout"], "lr": info["train_options"]["lr"]}
 
 
 def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
-              lr: float) -> dict:
+              lr: float, seed: int) -> dict:
     import numpy as np
     import torch
 
@@ -62,7 +78,7 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     from charrnn.evaluate import evaluate_ids
     from charrnn.train import DEFAULT_CORPUS
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     data = load_corpus(DEFAULT_CORPUS)
     train_ids, val_ids = split(data.ids, 0.1)
@@ -82,7 +98,7 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
         model = charrnn.from_state_dict(sd, cell, vocab)
         return evaluate_ids(model, val_ids, B, T).nats_per_char
 
-    state, best, step, plan = None, math.inf, 0, None
+    state, curve, step, plan = None, [], 0, None
     t_start = time.perf_counter()
     probe = None
     while time.perf_counter() - t_start < seconds and (plan is None or step < plan[1]):
@@ -106,24 +122,38 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         step += 1
         if step % EVAL_EVERY == 0:
-            best = min(best, validate())
+            curve.append((step, validate()))
         now = time.perf_counter()
         if probe is None:
             probe = (now, step)
         elif plan is None and now - probe[0] >= max(2.0, 0.03 * seconds) and step - probe[1] >= 10:
             per_step = (now - probe[0]) / (step - probe[1])  # validations included here
             plan = (step, step + max(1, int(0.97 * (seconds - (now - t_start)) / per_step)))
-    best = min(best, validate())
-    return {"contender": f"PyTorch {torch.__version__}", "seconds": seconds, "best_val": best,
-            "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
+    if step % EVAL_EVERY:
+        curve.append((step, validate()))
+    best_step, best = min(curve, key=lambda sv: sv[1])
+    return {"contender": f"PyTorch {torch.__version__}", "seconds": seconds, "seed": seed,
+            "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
+            "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
             "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", default="1,5")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of each contender")
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--auto", action="store_true", help="charrnn chooses the model (--auto)")
     ap.add_argument("--only", default="charrnn,torch")
+    ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
     try:
         from threadpoolctl import threadpool_info
@@ -131,28 +161,48 @@ def main():
                          for i in threadpool_info() if i.get("user_api") == "blas")
     except ImportError:
         blas = "unknown"
-    print(f"# {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} "
-          f"cores; BLAS {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}",
-          flush=True)
+    print(f"# {cpu_model()}, {len(os.sched_getaffinity(0))} cores; BLAS {blas}; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", flush=True)
     rows = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
         seconds = 60 * minutes
-        ours = run_charrnn(seconds, args.auto) if "charrnn" in args.only else None
-        if ours:
-            print(json.dumps(ours), flush=True)
-            rows.append(ours)
-        if "torch" in args.only:
-            spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
-                            "lr": 3e-3}
-            theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
-                               spec["dropout"], spec["lr"])
-            print(json.dumps(theirs), flush=True)
-            rows.append(theirs)
-    print("\n| budget | contender | model | steps | best held-out nats/char |")
-    print("|---|---|---|---|---|")
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            ours = run_charrnn(seconds, args.auto, seed, args.extra) \
+                if "charrnn" in args.only else None
+            if ours:
+                print(json.dumps(ours), flush=True)
+                rows.append(ours)
+            if "torch" in args.only:
+                spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
+                                "lr": 3e-3}
+                theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
+                                   spec["dropout"], spec["lr"], seed)
+                print(json.dumps(theirs), flush=True)
+                rows.append(theirs)
+    print("\n| budget | contender | seed | model | steps | best held-out nats/char (step) "
+          "| at the end | spikes |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seconds'] / 60:g} min | {r['contender']} | {r['model']} | {r['steps']:,} | "
-              f"{r['best_val']:.4f} |")
+        print(f"| {r['seconds'] / 60:g} min | {r['contender']} | {r['seed']} | {r['model']} | "
+              f"{r['steps']:,} | {r['best_val']:.4f} ({r['best_step']:,}) | "
+              f"{r['final_val']:.4f} | {r['spikes']} |")
+    print("\n| budget | contender | seeds | median best held-out (range) | median steps | spikes |")
+    print("|---|---|---|---|---|---|")
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["seconds"], r["contender"]), []).append(r)
+    for (seconds, who), rs in groups.items():
+        best = sorted(r["best_val"] for r in rs)
+        steps = sorted(r["steps"] for r in rs)
+        print(f"| {seconds / 60:g} min | {who} | {len(rs)} | {median(best):.4f} "
+              f"({best[0]:.4f}-{best[-1]:.4f}) | {median(steps):,.0f} | "
+              f"{sum(r['spikes'] for r in rs)} |")
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""Does the initialisation change how fast the defaults learn? Validation loss at equal steps.
+
+    python bench/init_learning.py --steps 600 --every 100 --seeds 0,1,2 --inits pytorch,forget1
+
+Each run trains charrnn's default model and recipe (LSTM 2x256, batch 50 x 50 with the state
+carried, Adam 3e-3, clipping at 5, constant rate) from one initialisation and reports the loss on
+the first 50,000 held-out characters every --every steps; timing plays no part, so it may share
+the machine. Initialisations:
+  pytorch  charrnn's: every weight and bias uniform in +-1/sqrt(H), as torch.nn.LSTM and Linear
+  forget1  the same, then the LSTM forget-gate bias set to 1 (b_ih) and 0 (b_hh), as charrnn
+           did before 2026-12-01
+  zero-decoder-bias  pytorch's with the decoder's bias zero
+Prints one line per run and the median and range at the last report per initialisation.
+"""
+import argparse
+import os
+import statistics
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def initialised(model, init: str):
+    from charrnn.cells import views
+    p, H = views(model.params, model.cfg), model.cfg.hidden
+    if init == "forget1":
+        for k in range(model.cfg.layers):
+            p[f"l{k}.bx"][H:2 * H] = 1.0
+            p[f"l{k}.bh"][H:2 * H] = 0.0
+    elif init == "zero-decoder-bias":
+        p["dec.b"][:] = 0.0
+    elif init != "pytorch":
+        raise SystemExit(f"unknown --inits entry {init!r}")
+    return model
+
+
+def main():
+    from charrnn import TrainConfig
+    from charrnn.config import ModelConfig
+    from charrnn.data import Batches, Vocab, read_text, split
+    from charrnn.evaluate import evaluate_ids
+    from charrnn.model import Model
+    from charrnn.optim import Optimizer, clip_gradients
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--inits", default="pytorch,forget1")
+    a = ap.parse_args()
+    text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
+    vocab = Vocab.from_text(text)
+    train_ids, val_ids = split(vocab.encode(text), 0.1)
+    val_ids = val_ids[:50_000]
+    tc = TrainConfig()
+    batches = Batches(train_ids, tc.batch_size, tc.seq_len)
+    last = {}
+    for init in a.inits.split(","):
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            m = initialised(Model(ModelConfig(len(vocab), "lstm", 256, 2), vocab=vocab,
+                                  seed=seed), init)
+            opt = Optimizer("adam", m.params.size)
+            state, curve = m.zero_state(tc.batch_size), []
+            for step in range(a.steps):
+                w = step % batches.windows
+                if w == 0:
+                    state = m.zero_state(tc.batch_size)
+                x, y = batches.window(w)
+                _, state = m.loss_and_grad(x, y, state)
+                clip_gradients(m.grads, tc.grad_clip)
+                opt.step(m.params, m.grads, tc.lr)
+                if (step + 1) % a.every == 0:
+                    curve.append(evaluate_ids(m, val_ids, 50, 50).nats_per_char)
+            print(f"{init} seed {seed}: " + " ".join(f"{v:.3f}" for v in curve), flush=True)
+            last.setdefault(init, []).append(curve[-1])
+    for init, vs in last.items():
+        print(f"{init}: at step {a.steps} median {statistics.median(vs):.3f} "
+              f"(range {min(vs):.3f}-{max(vs):.3f}, {len(vs)} seeds)")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
