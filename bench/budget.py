@@ -53,7 +53,9 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
                "--checkpoint-dir", tmp, "--quiet", "--seed", str(seed)] + \
             (["--auto"] if auto else []) + extra
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        # the charrnn this script imported, wherever it is run from
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+        subprocess.run(cmd, check=True, env=env)
         wall = time.perf_counter() - t0
         info = charrnn.info(tmp)
         with open(os.path.join(tmp, "metrics.csv")) as f:
@@ -155,6 +157,7 @@ def main():
     ap.add_argument("--only", default="charrnn,torch")
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
+    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
     try:
         from threadpoolctl import threadpool_info
         blas = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"

@@ -20,7 +20,7 @@ from .api import load, resolve_checkpoint
 from .config import ModelConfig, SampleConfig, TrainConfig, flag, resume_config
 from .checkpoint import check_output
 from .demo import format_steps, hello
-from .distributed import launched_rank_and_size
+from .distributed import connect, launched_rank_and_size
 from .errors import CharrnnError
 from .data import decode_text
 from .evaluate import MIN_ROW_CHARS, eval_rows, evaluate_file
@@ -169,7 +169,10 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
     if options.get("auto") and chosen:
         raise CharrnnError(f"--auto chooses the model; leave out {', '.join(chosen)} (or drop "
                            "--auto)")
-    saved = None if resume is None else resume_record(corpus, checkpoint_dir, resume)  # read once
+    saved = None
+    if resume is not None:  # read once; under MPI by rank 0, which sends it (no shared disk)
+        saved = connect().on_root(resume_record, corpus, checkpoint_dir, resume) \
+            if distributed else resume_record(corpus, checkpoint_dir, resume)
     if saved is not None:
         _check_resume_model(saved, {k: v for k, v in model_opts.items() if explicit(k)})
     config = None if saved is not None and not given else _train_config(options, given, saved)

@@ -187,6 +187,10 @@ class Batches:
         y = np.ascontiguousarray(self.data[idx + 1], dtype=np.int32)
         return x, y
 
+    def predictions(self, w: int, epoch: int = 0) -> int:
+        """Targets of window w in the whole batch (all processes' rows): the loss's divisor."""
+        return self.batch_size * self.seq_len
+
 
 def split(ids: np.ndarray, val_fraction: float):
     """Training stream and validation stream: the last val_fraction of the text validates."""

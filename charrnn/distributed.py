@@ -28,6 +28,7 @@ import functools
 import importlib.util
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -39,10 +40,12 @@ import numpy as np
 
 from .data import Batches
 from .errors import CharrnnError
-from .evaluate import EvalResult, eval_rows, evaluate_ids, perplexity
+from .evaluate import EvalResult, eval_rows, evaluate_ids, evaluate_records, perplexity
+from .records import batch as record_batch
 from .threads import usable_cores
 
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
+SEND_CHUNK = 1 << 28  # corpus ids per Bcast to a host without the corpus
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
 INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
 LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
@@ -139,6 +142,7 @@ class Group:
             raise CharrnnError(f"{TIMEOUT_ENV} must be a number of seconds, got "
                                f"{os.environ[TIMEOUT_ENV]!r}") from None
         self._waiting_since, self._watchdog_started = None, False
+        self.hosts = [socket.gethostname()] * self.size  # each rank's, from ready() on
 
     # -- setup: every collective is an exchange, so a rank's failure reaches all ----------------
 
@@ -171,6 +175,48 @@ class Group:
             self.exchange(error=error)
         return result
 
+    def on_root(self, fn, *args):
+        """fn(*args) on rank 0 alone (reading the checkpoint to resume), its result sent to
+        every rank: the other hosts need no copy of the file."""
+        result, error = None, None
+        if self.root:
+            try:
+                result = fn(*args)
+            except CharrnnError as e:
+                error = str(e)
+        self.exchange(error=error)
+        with self._waiting():
+            return self.comm.bcast(result, root=0)
+
+    def corpus(self, items: list[str], encoding: str):
+        """The encoded corpus on every rank. A host that has the files (at the same paths)
+        reads its own copy (one process at a time, for the cache; ready() then checks that every
+        copy hashes alike); a host that lacks them gets rank 0's ids over MPI, held in memory."""
+        from .corpus import Corpus, load_corpus
+        from .sources import gather
+        has = all(os.path.exists(item) for item in items)
+        haves = self.exchange(has)
+        lack = not has and not self.root
+        data = self.in_turns(lambda: load_corpus(gather(items, encoding), encoding)) \
+            if not lack else self.in_turns(lambda: None)
+        if not any(not h for h in haves[1:]):
+            return data
+        senders = self.comm.Split(0 if (self.root or lack) else 1, self.rank)
+        try:
+            if not (self.root or lack):
+                return data
+            with self._waiting():
+                head = senders.bcast(None if lack else
+                                     (data.vocab, data.path, data.hash, data.ids.dtype.str,
+                                      len(data.ids)), root=0)
+                vocab, path, digest, dtype, n = head
+                ids = np.ascontiguousarray(data.ids) if not lack else np.empty(n, dtype)
+                for a in range(0, n, SEND_CHUNK):  # MPI counts are ints: send in pieces
+                    senders.Bcast(ids[a: a + SEND_CHUNK], root=0)
+            return data if not lack else Corpus(ids, vocab, path, digest)
+        finally:
+            senders.Free()
+
     def batches(self, ids, batch_size: int, seq_len: int) -> RowBatches:
         """This rank's rows of the global batch; B must divide evenly."""
         if batch_size % self.size:
@@ -186,13 +232,16 @@ class Group:
 
     def ready(self, params, corpus_id: dict):
         """The end of setup: every rank has the same corpus and the same parameters."""
-        got = self.exchange((corpus_id["hash"], _checksum(params)))
-        if len({h for h, _ in got}) > 1:
-            self.exchange(error="the corpus differs between ranks (every host needs the same "
-                                "file at the same path): " + _by_rank([h[:12] for h, _ in got]))
-        if len({c for _, c in got}) > 1:
+        got = self.exchange((corpus_id["hash"], _checksum(params), socket.gethostname()))
+        self.hosts = [h for _, _, h in got]
+        if len({h for h, _, _ in got}) > 1:
+            self.exchange(error="the corpus differs between ranks (a host that has its own "
+                                "copy at the corpus's path must hold the same file; a host "
+                                "without one gets rank 0's): "
+                                + _by_rank([h[:12] for h, _, _ in got]))
+        if len({c for _, c, _ in got}) > 1:
             self.exchange(error="the ranks start from different parameters: "
-                          + _by_rank([c for _, c in got]))
+                          + _by_rank([c for _, c, _ in got]))
         self.phase = "running"
         if not self._watchdog_started:
             self._watchdog_started = True
@@ -206,22 +255,26 @@ class Group:
         return tuple(np.ascontiguousarray(s[:, self.first: self.first + self.rows])
                      for s in state)
 
-    def rows_of_rng(self, rng):
-        """A stand-in for rng in the model's dropout: draws the whole batch's masks and keeps
-        this rank's rows, so the random stream advances as in one process."""
-        return _RowsOfRng(rng, self.first, self.rows, self.size)
+    def record_batches(self, batches) -> RowRecordBatches:
+        """This rank's share of every batch of whole records (see RowRecordBatches)."""
+        return RowRecordBatches(batches, self.rank, self.size)
 
-    def average_gradients(self, grads: np.ndarray, loss: float) -> float:
-        """Sum every rank's gradient (mean over its rows) in place and divide by R: the mean over
-        the global batch. Returns the global mean loss (reduced alongside)."""
+    def rows_of_rng(self, rng, batches):
+        """A stand-in for rng in the model's dropout: draws the whole batch's masks and keeps
+        this rank's rows (batches.span()), so the random stream advances as in one process."""
+        return _RowsOfRng(rng, batches)
+
+    def add_gradients(self, grads: np.ndarray, loss: float) -> float:
+        """Sum every rank's share of the gradient in place (its rows' summed loss over the
+        whole batch's count: Model.loss_and_grad with predictions=): the mean over the global
+        batch. Returns the global mean loss (reduced alongside)."""
         MPI = self.MPI
         mean = np.array([loss], np.float64)
         with self._waiting():
             pending = self.comm.Iallreduce(MPI.IN_PLACE, mean, op=MPI.SUM)
             self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
             pending.Wait()
-        np.divide(grads, grads.dtype.type(self.size), out=grads)
-        return float(mean[0]) / self.size
+        return float(mean[0])
 
     def after_step(self, params, step: int):
         """Every CHECK_EVERY steps: stop with a clear error if the ranks' parameters differ."""
@@ -254,6 +307,18 @@ class Group:
             part[:] = res.nats_per_char * res.chars, res.chars
         with self._waiting():
             self.comm.Allreduce(self.MPI.IN_PLACE, part, op=self.MPI.SUM)
+        return self._reduced(part)
+
+    def evaluate_records(self, model, recs, batch_size: int):
+        """evaluate_records with its batches dealt out to the ranks in turn, reduced."""
+        res = evaluate_records(model, recs, batch_size, part=(self.rank, self.size))
+        part = np.array([res.nats_per_char * res.chars, res.chars], np.float64)
+        with self._waiting():
+            self.comm.Allreduce(self.MPI.IN_PLACE, part, op=self.MPI.SUM)
+        return self._reduced(part)
+
+    @staticmethod
+    def _reduced(part) -> EvalResult:
         nats = part[0] / part[1]
         return EvalResult(nats, nats / math.log(2), perplexity(nats), int(part[1]))
 
@@ -279,12 +344,11 @@ class Group:
         return open(path, *args, **kwargs) if self.root else _NullLog()
 
     def _gather(self, local: np.ndarray) -> np.ndarray | None:
-        """(L, B/R, H) from every rank -> (L, B, H) on rank 0 (None elsewhere)."""
-        L, b, H = local.shape
-        out = np.empty((self.size, L, b, H), local.dtype) if self.root else None
+        """(L, rows, H) from every rank -> (L, B, H) on rank 0 (None elsewhere); a rank's rows
+        may differ (a records batch's last group)."""
         with self._waiting():
-            self.comm.Gather(np.ascontiguousarray(local), out, root=0)
-        return out.transpose(1, 0, 2, 3).reshape(L, self.size * b, H) if self.root else None
+            parts = self.comm.gather(np.ascontiguousarray(local), root=0)
+        return np.concatenate(parts, axis=1) if self.root else None
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -340,10 +404,15 @@ class Group:
             time.sleep(1.0)
             since = self._waiting_since
             if since is not None and time.monotonic() - since > self.timeout:
-                print(f"rank {self.rank}: error: no answer from the other ranks for "
-                      f"{self.timeout:.0f} s (a rank or host is gone or stuck); ending the job",
-                      file=sys.stderr, flush=True)
-                os._exit(3)
+                others = ", ".join(f"rank {r} on {h}" for r, h in enumerate(self.hosts)
+                                   if r != self.rank)
+                print(f"rank {self.rank} on {self.hosts[self.rank]}: error: no answer from the "
+                      f"other ranks ({others}) for {self.timeout:.0f} s: a rank or host is gone, "
+                      "stuck or cut off; ending the job", file=sys.stderr, flush=True)
+                # MPI_Abort makes mpiexec end every rank and return, even with a host cut off;
+                # should it hang too, leave anyway.
+                threading.Timer(3.0, os._exit, (3,)).start()
+                self.comm.Abort(3)
 
 
 # -- small parts -----------------------------------------------------------------------------------
@@ -356,6 +425,10 @@ class RowBatches(Batches):
     first: int = 0
     rows: int = 0
 
+    def span(self) -> tuple[int, int, int]:
+        """This rank's rows [first, stop) of the batch's `total`."""
+        return self.first, self.first + self.rows, self.batch_size
+
     def window(self, w: int):
         """Inputs and targets of window w for this rank's rows, each int32 (T, rows)."""
         T, R = self.seq_len, self.row_len
@@ -366,16 +439,46 @@ class RowBatches(Batches):
         return x, y
 
 
-class _RowsOfRng:
-    """rng.random for dropout masks (L, T, rows, H): draws (L, T, rows * R, H) and keeps ours."""
+class RowRecordBatches:
+    """This rank's share of each batch of whole records: of group w's n records (in
+    records.RecordBatches' order), those in [n r / R, n (r + 1) / R), padded to the whole
+    group's length so that dropout's draws line up with one process's. A group smaller than R
+    leaves some ranks without rows for that step (they add a zero gradient)."""
 
-    def __init__(self, rng, first: int, rows: int, size: int):
-        self.rng, self.first, self.rows, self.size = rng, first, rows, size
+    def __init__(self, batches, rank: int, size: int):
+        self.all, self.rank, self.size = batches, rank, size
+        self.windows, self.seq_len, self.batch_size = batches.windows, batches.seq_len, \
+            batches.batch_size
+        self._span = (0, 0, 0)
+
+    def window(self, w: int, epoch: int = 0):
+        members = self.all.members(w, epoch)
+        n = len(members)
+        first, stop = n * self.rank // self.size, n * (self.rank + 1) // self.size
+        self._span = (first, stop, n)
+        steps = int(self.all.recs.lengths[members].max()) + 1
+        return record_batch(self.all.recs, members[first:stop], self.all.end, steps)
+
+    def predictions(self, w: int, epoch: int = 0) -> int:
+        return self.all.predictions(w, epoch)
+
+    def span(self) -> tuple[int, int, int]:
+        """This rank's rows [first, stop) of the last window's `total`."""
+        return self._span
+
+
+class _RowsOfRng:
+    """rng.random for dropout masks (L, T, rows, H): draws the whole batch's (L, T, total, H)
+    and keeps this rank's rows."""
+
+    def __init__(self, rng, batches):
+        self.rng, self.batches = rng, batches
 
     def random(self, shape, dtype=np.float64):
-        L, T, b, H = shape
-        full = self.rng.random((L, T, b * self.size, H), dtype=dtype)
-        return np.ascontiguousarray(full[:, :, self.first: self.first + b])
+        L, T, _, H = shape
+        first, stop, total = self.batches.span()
+        full = self.rng.random((L, T, total, H), dtype=dtype)
+        return np.ascontiguousarray(full[:, :, first:stop])
 
 
 class _NullLog:

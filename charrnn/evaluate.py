@@ -129,18 +129,24 @@ def _evaluate_records(model, vocab, ids, text, batch_size, skip_unknown, where, 
     return evaluate_records(model, recs, batch_size)
 
 
-def evaluate_records(model, recs, batch_size: int = 50) -> EvalResult:
+def evaluate_records(model, recs, batch_size: int = 50, part=(0, 1)) -> EvalResult:
     """Mean loss per prediction (every character and every end) of model on the records, each
-    from the initial state; records of similar length are batched together."""
+    from the initial state; records of similar length are batched together.
+
+    part=(k, n) scores only batches k, k + n, k + 2n, ... (`chars` is then their predictions):
+    distributed validation deals the batches out to the ranks this way and adds up."""
     if len(recs) == 0:
         raise CharrnnError("no records to evaluate: every line is empty")
     order = np.argsort(recs.lengths, kind="stable")
-    total = 0.0
-    for i in range(0, len(order), batch_size):
+    total, count = 0.0, 0
+    starts = range(0, len(order), batch_size)
+    for i in starts[part[0]::part[1]]:
         x, y = records.batch(recs, order[i:i + batch_size], model.vocab.end)
         loss, _ = model.forward(x, y)
         total += loss * model.predictions(y)
-    count = recs.predictions
+        count += model.predictions(y)
+    if count == 0:  # a rank with no batch of its own
+        return EvalResult(0.0, 0.0, 1.0, 0)
     nats = total / count
     return EvalResult(nats, nats / math.log(2), perplexity(nats), count)
 

@@ -7,22 +7,28 @@ the same methods over MPI (every rank takes its rows of each batch, gradients ar
 an Allreduce, rank 0 alone writes). The methods, in the order a run meets them:
 
     in_turns(load, *args)                 setup: build a cache without two writers at once
+    on_root(fn, *args)                    setup: fn on one process, its result everywhere
+    corpus(items, encoding)               setup: the encoded corpus everywhere
     batches(ids, batch_size, seq_len)     this process's rows of every training window
     default_threads()                     worker threads when --threads is not given
     ready(params, corpus_id)              the end of setup: the same corpus and parameters
-    my_rows(state), rows_of_rng(rng)      this process's rows of the carried state, of dropout
-    average_gradients(grads, loss)        the mean gradient and loss over the global batch
+    record_batches(batches)               this process's records of every training batch
+    my_rows(state), rows_of_rng(rng, b)   this process's rows of the carried state, of dropout
+    add_gradients(grads, loss)            every process's share added: the global batch's mean
     after_step(params, step)              every so often, check that the ranks still agree
     any(*flags)                           each flag, true everywhere when true anywhere
     exchange(value)                       every process's value, in rank order
     evaluate(model, ids, batch, seq_len)  validation over the global batch's rows
+    evaluate_records(model, recs, batch)  validation of records, shared out
     save(write, path, meta, arrays)       one checkpoint, written once
     open_on_root(path, ...)               the metrics log (open() where this process writes)
 """
 from __future__ import annotations
 
+from .corpus import load_corpus
 from .data import Batches
-from .evaluate import evaluate_ids
+from .evaluate import evaluate_ids, evaluate_records
+from .sources import gather
 
 
 class Solo:
@@ -33,6 +39,12 @@ class Solo:
 
     def in_turns(self, load, *args):
         return load(*args)
+
+    def on_root(self, fn, *args):
+        return fn(*args)
+
+    def corpus(self, items: list[str], encoding: str):
+        return load_corpus(gather(items, encoding), encoding)
 
     def batches(self, ids, batch_size: int, seq_len: int) -> Batches:
         return Batches(ids, batch_size, seq_len)
@@ -46,10 +58,13 @@ class Solo:
     def my_rows(self, state):
         return state
 
-    def rows_of_rng(self, rng):
+    def record_batches(self, batches):
+        return batches
+
+    def rows_of_rng(self, rng, batches):
         return rng
 
-    def average_gradients(self, grads, loss: float) -> float:
+    def add_gradients(self, grads, loss: float) -> float:
         return loss
 
     def after_step(self, params, step: int) -> None:
@@ -63,6 +78,9 @@ class Solo:
 
     def evaluate(self, model, ids, batch_size: int, seq_len: int):
         return evaluate_ids(model, ids, batch_size, seq_len)
+
+    def evaluate_records(self, model, recs, batch_size: int):
+        return evaluate_records(model, recs, batch_size)
 
     def save(self, write, path, meta: dict, arrays: dict) -> None:
         write(path, meta, arrays)

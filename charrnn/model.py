@@ -78,7 +78,8 @@ class Model:
 
     # -- forward / backward --------------------------------------------------------------------
 
-    def forward(self, x, y=None, state=None, train: bool = False, rng=None):
+    def forward(self, x, y=None, state=None, train: bool = False, rng=None,
+                predictions: int | None = None):
         """Mean cross-entropy of targets y given inputs x, or the logits when y is None.
 
         Parameters
@@ -93,6 +94,10 @@ class Model:
         train : bool
             Apply dropout (needs rng).
         rng : numpy.random.Generator, optional
+        predictions : int, optional
+            The loss's divisor (default: the targets of y). A process of a distributed job
+            passes the whole batch's count, so that its loss and gradients are its share of the
+            global mean and the shares add up.
 
         Returns
         -------
@@ -120,10 +125,11 @@ class Model:
             return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
                                                self.offs, code, relu, L, H, V, b0, b1)
         sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)])
-        self._last = (x, yy, drop, shards, ws)
+        count = predictions or self.predictions(yy)
+        self._last = (x, yy, drop, shards, ws, count)
         if y is None:
             return self._gather_logits(T, B), (hT, cT)
-        return float(sum(sums)) / self.predictions(yy), (hT, cT)
+        return float(sum(sums)) / count, (hT, cT)
 
     @staticmethod
     def predictions(y) -> int:
@@ -139,7 +145,7 @@ class Model:
         """
         if self._last is None or self._last[1].shape[0] == 0:
             raise ValueError("backward needs a forward with targets first")
-        xs, yy, drop, shards, ws = self._last
+        xs, yy, drop, shards, ws, count = self._last
         if x is not None and np.shape(x) != xs.shape:
             raise ValueError(f"backward for x of shape {np.shape(x)} after a forward of "
                              f"{xs.shape}")
@@ -150,7 +156,7 @@ class Model:
         dh0 = np.zeros((L, B, H), self.dtype)
         dc0 = np.zeros((L, B, H), self.dtype)
         grads = [self.grads] + self._grad_buffers(len(shards) - 1)
-        scale = self.dtype.type(1.0 / self.predictions(yy))
+        scale = self.dtype.type(1.0 / count)
 
         def task(i, b0, b1):
             return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
@@ -161,9 +167,14 @@ class Model:
             self.grads += g
         return (dh0, dc0) if want_state_grad else None
 
-    def loss_and_grad(self, x, y, state, rng=None):
+    def loss_and_grad(self, x, y, state, rng=None, predictions: int | None = None):
         """forward(train=True) then backward; returns (loss, final state)."""
-        loss, state = self.forward(x, y, state, train=True, rng=rng)
+        if np.shape(x)[1:] == (0,):  # no rows (a rank's share of a small last batch): adds 0
+            if self.cfg.dropout > 0:
+                self._masks(np.shape(x)[0], 0, rng)  # the random stream moves on as elsewhere
+            self.zero_grad()
+            return 0.0, state
+        loss, state = self.forward(x, y, state, train=True, rng=rng, predictions=predictions)
         self.backward()
         return loss, state
 
@@ -174,7 +185,7 @@ class Model:
     def hidden_states(self):
         """Every layer's output at every step of the last forward, (L, T, B, H), before
         dropout."""
-        xs, _, _, shards, ws = self._last
+        xs, _, _, shards, ws, _ = self._last
         T, B = xs.shape
         cfg = self.cfg
         out = np.zeros((cfg.layers, T, B, cfg.hidden), self.dtype)
@@ -189,7 +200,7 @@ class Model:
         state for an LSTM (the quantity of the 2015 pictures), the hidden state otherwise."""
         if self.cfg.cell != "lstm":
             return self.hidden_states()
-        xs, _, _, shards, ws = self._last
+        xs, _, _, shards, ws, _ = self._last
         T, B = xs.shape
         cfg = self.cfg
         out = np.zeros((cfg.layers, T, B, cfg.hidden), self.dtype)
@@ -240,7 +251,7 @@ class Model:
         return self._shard_grads[:n]
 
     def _gather_logits(self, T, B):
-        _, _, _, shards, ws = self._last
+        _, _, _, shards, ws, _ = self._last
         V = self.cfg.vocab_size
         out = np.zeros((T, B, V), self.dtype)
         for (b0, b1), w in zip(shards, ws):

@@ -141,10 +141,11 @@ def split(recs: Records, fraction: float, max_chars: int, seed: int):
     return recs.take(np.flatnonzero(~is_val)), recs.take(chosen)
 
 
-def batch(recs: Records, members, end: int):
-    """Inputs and targets of the records `members`, each int32 (T, B) with T the longest + 1."""
+def batch(recs: Records, members, end: int, steps: int | None = None):
+    """Inputs and targets of the records `members`, each int32 (T, B) with T the longest + 1
+    (or `steps`, at least that)."""
     lens = recs.lengths[members]
-    T, B = int(lens.max()) + 1, len(members)
+    T, B = steps or int(lens.max()) + 1, len(members)
     x = np.full((T, B), end, np.int32)
     y = np.full((T, B), IGNORE, np.int32)
     for j, r in enumerate(members):
@@ -167,9 +168,18 @@ class RecordBatches:
 
     def window(self, w: int, epoch: int = 0):
         """Inputs and targets (T, B) of group w of the given epoch."""
+        return batch(self.recs, self.members(w, epoch), self.end)
+
+    def members(self, w: int, epoch: int = 0) -> np.ndarray:
+        """The records of group w of the given epoch."""
         if epoch != self._epoch:
             self._epoch, self._order = epoch, self._groups(epoch)
-        return batch(self.recs, self._order[w], self.end)
+        return self._order[w]
+
+    def predictions(self, w: int, epoch: int = 0) -> int:
+        """Targets of group w (its characters and ends): the loss's divisor."""
+        members = self.members(w, epoch)
+        return int(self.recs.lengths[members].sum()) + len(members)
 
     def _groups(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])

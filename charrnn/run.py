@@ -23,9 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from .data import IGNORE
 from .errors import CharrnnError
-from .evaluate import evaluate_records
 from .model import Model
 from .optim import Optimizer, clip_gradients, learning_rate
 from .rundir import MetricsLogError, RunDir
@@ -62,6 +60,10 @@ class _Progress:
     plan: tuple[int, int] | None = None  # --lr-schedule auto: (decay from step, to zero at step)
 
 
+# Fractions of the --time-limit at which the budget's plan is measured again (see Run._plan).
+REPLAN_AT = (0.25, 0.5, 0.75)
+
+
 class Run:
     """The state of one training run and its loop.
 
@@ -86,7 +88,7 @@ class Run:
         self.dir, self.writes = RunDir(run_dir), group.root  # one process writes the directory
         self.opt = Optimizer.from_config(config, model.params.size)
         self.rng = np.random.default_rng(config.seed)
-        self.step_rng = group.rows_of_rng(self.rng)  # dropout: this process's rows of the draws
+        self.step_rng = group.rows_of_rng(self.rng, batches)  # dropout: this process's rows
         self.state = group.my_rows(model.zero_state(config.batch_size))
         self.prog = _Progress()
         self.total = self._total_steps()
@@ -95,6 +97,7 @@ class Run:
         self.last_write = time.monotonic()
         self.eval_seconds, self.evals = 0.0, 0  # this invocation's validations, for the plan
         self.probe = None  # (time, step, eval_seconds) after this invocation's first step
+        self.replans = []  # budget fractions at which this invocation's plan is measured again
         # A training loss this far above a uniform guess (ln V) is a run that blew up, even
         # while it is still finite (SGD at lr 100 reached 4,406 nats/char).
         self.diverged_loss = max(10.0, 3 * math.log(model.cfg.vocab_size))
@@ -197,13 +200,15 @@ class Run:
     def _step(self):
         """One optimizer step on the next window; returns (loss, lr, characters predicted)."""
         c, b = self.cfg, self.batches
-        w = self.prog.step % b.windows
-        x, y = b.window(w, self.prog.step // b.windows) if c.records else b.window(w)
+        w, epoch = self.prog.step % b.windows, self.prog.step // b.windows
+        x, y = b.window(w, epoch) if c.records else b.window(w)
         # a new epoch starts from a zero state, as in char-rnn; so does every batch of records
         if w == 0 or c.records:
             self.state = self.model.zero_state(x.shape[1])
-        loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng)
-        loss = self.group.average_gradients(self.model.grads, loss)  # over the global batch
+        chars = b.predictions(w, epoch)  # in the whole batch: every process's rows
+        loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng,
+                                               predictions=chars)
+        loss = self.group.add_gradients(self.model.grads, loss)  # the global batch's mean
         norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)) or loss > self.diverged_loss:
             raise CharrnnError(
@@ -215,8 +220,6 @@ class Run:
         self.opt.step(self.model.params, self.model.grads, lr)
         self.state = state
         self.prog.step += 1
-        # the predictions of the whole (global) batch; records leave out the padding
-        chars = int(np.count_nonzero(y != IGNORE)) if c.records else b.batch_size * b.seq_len
         self.prog.chars_seen += chars
         self.group.after_step(self.model.params, self.prog.step)
         return loss, lr, chars
@@ -247,7 +250,7 @@ class Run:
 
     def _validate_and_keep_best(self) -> float:
         if self.cfg.records:
-            val = evaluate_records(self.model, self.val_ids, self.cfg.batch_size)
+            val = self.group.evaluate_records(self.model, self.val_ids, self.cfg.batch_size)
         else:
             val = self.group.evaluate(self.model, self.val_ids, self.cfg.batch_size,
                                       self.cfg.seq_len)
@@ -289,6 +292,11 @@ class Run:
             self.probe = (time.perf_counter(), self.prog.step, self.eval_seconds)
         elif self._plan_due():
             self._plan(self.cfg.time_limit - elapsed)
+            self.replans = list(REPLAN_AT)
+            bar.set_total(self.total)
+        elif self.replans and self.group.any(elapsed >= self.replans[0] * self.cfg.time_limit)[0]:
+            self.replans.pop(0)
+            self._plan(self.cfg.time_limit - elapsed, again=True)
             bar.set_total(self.total)
 
     def _plan_due(self) -> bool:
@@ -301,10 +309,14 @@ class Run:
             self.prog.step - self.probe[1] >= 10
         return self.group.any(due)[0]  # every process plans at the same step
 
-    def _plan(self, remaining: float):
+    def _plan(self, remaining: float, again: bool = False):
         """Fix the step at which the learning rate reaches zero: the steps that fit in the rest of
         the budget at the measured speed, validations included, less a 3% margin. The plan is a
-        pair of step numbers saved in the checkpoint, so a resumed run follows it exactly."""
+        pair of step numbers saved in the checkpoint, so a resumed run follows it exactly.
+
+        again: measured over longer (REPLAN_AT), the end moves to where the budget now says, and
+        the decay goes on from today's rate in a straight line to zero there (the first steps'
+        speed misled the first plan by up to a quarter: 1-minute runs ended at 45 s)."""
         c, b, probe = self.cfg, self.batches, self.probe
         now, step = time.perf_counter(), self.prog.step
         step_s = max(now - probe[0] - (self.eval_seconds - probe[2]), 1e-9) / \
@@ -317,8 +329,16 @@ class Run:
         per_step = step_s + eval_s / c.eval_every
         end = step + max(1, int(0.97 * max(remaining, 0.0) / per_step))
         end = self.group.exchange(end)[0]  # rank 0's estimate: every rank follows one schedule
-        self.prog.plan = (step, end)
-        self.total = min(end, self.total or end)
+        start = step
+        if again:  # from (step, today's fraction of lr) to (end, 0): the same formula's start
+            old_start, old_end = self.prog.plan
+            left = min(1.0, (old_end - step) / max(old_end - old_start, 1))
+            if left <= 0:
+                return
+            start = end - round((end - step) / left)
+        self.prog.plan = (start, end)
+        cap = self._total_steps()
+        self.total = min(end, cap) if cap is not None else end
 
     # -- checkpoints -------------------------------------------------------------------------------
 

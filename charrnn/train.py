@@ -15,7 +15,6 @@ from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
 from .config import ModelConfig, TrainConfig, resume_config, to_dict
-from .corpus import load_corpus
 from .data import Vocab, require_windows, split
 from .errors import CharrnnError, check_path
 from .group import Solo
@@ -123,25 +122,21 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     if config is not None and not isinstance(config, TrainConfig):
         raise CharrnnError(f"config must be a charrnn.TrainConfig, got {type(config).__name__}")
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(items)
-    saved = _load_resume(resume, run_dir)
+    saved = group.on_root(_load_resume, resume, run_dir)  # other hosts need no copy
     if saved is not None:
         config = _resume_config(saved, config)
         if corpus is None:  # a resumed run without CORPUS goes on with its own corpus
-            items = [_saved_corpus(saved)]
+            items = [_saved_corpus(saved) if group.root else saved.corpus.get("path")]
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout, activation)
-        if not overwrite:
+        if not overwrite and group.root:  # only rank 0 writes a run directory
             RunDir(run_dir).refuse_existing()
     if group.distributed and sources.STDIN in items:
         raise CharrnnError("--distributed cannot read standard input (-): every rank reads the "
                            "corpus itself; save the text to a file")
     corpus = _label(items)
-    path = sources.gather(items, config.encoding)  # one file: several, a directory or stdin
-    data = group.in_turns(load_corpus, path, config.encoding)  # one writer of the cache at a time
-    if config.records and group.distributed:
-        raise CharrnnError("--records does not run with --distributed yet; train it in one "
-                           "process")
+    data = group.corpus(items, config.encoding)  # several files, a directory, stdin: one
     make = _records_data if config.records else _text_data
     batches, val_ids, vocab, corpus_id, train_chars = make(data, config, corpus, group)
     if saved is None:
@@ -202,7 +197,7 @@ def _text_data(data, config, corpus, group):
     return batches, val_ids, vocab, data.identity(), len(train_ids)
 
 
-def _records_data(data, config, corpus, group=None):
+def _records_data(data, config, corpus, group):
     """Records mode: as _text_data, with records (validation: a seeded random sample)."""
     recs, vocab, _ = rec.from_corpus(data.ids, data.vocab.chars, corpus)
     if len(recs) < 2:
@@ -211,7 +206,8 @@ def _records_data(data, config, corpus, group=None):
                            "(one of them validates)")
     train_recs, val_recs = rec.split(recs, config.val_fraction, config.val_max_chars, config.seed)
     vocab = _check_vocab_size(Vocab(vocab.chars, config.encoding), corpus)
-    batches = rec.RecordBatches(train_recs, config.batch_size, config.seed, vocab.end)
+    batches = group.record_batches(  # this process's records of each batch
+        rec.RecordBatches(train_recs, config.batch_size, config.seed, vocab.end))
     return batches, val_recs, vocab, {**data.identity(), "records": len(recs)}, \
         train_recs.predictions
 
