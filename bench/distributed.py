@@ -7,7 +7,7 @@ seq 50, vocabulary 65, Adam with clipping; the full training step) it measures o
 
 - training chars/s in one process with 2 threads, and in 2 MPI ranks with 1 thread each
   (`mpiexec -n 2`, 25 rows per rank, one Allreduce of the gradient per step: the code path of
-  `charrnn train --distributed`, charrnn.distributed.Group.average_gradients);
+  `charrnn train --distributed`, charrnn.distributed.Group.add_gradients);
 - the time of one Allreduce of the flat gradient buffer between the 2 ranks (shared memory);
 - the time of one training step of one process with 2 threads at batch b = 1, 2, 4, ..., 128:
   the per-host compute time t(b) of the projection.
@@ -59,9 +59,10 @@ def training_step(cell, layers, hidden, rows, threads, group=None):
     state = [m.zero_state(rows)]
 
     def step():
-        loss, state[0] = m.loss_and_grad(x, y, state[0])
+        share = None if group is None else T * rows * group.size  # the global batch's count
+        loss, state[0] = m.loss_and_grad(x, y, state[0], predictions=share)
         if group is not None:
-            group.average_gradients(m.grads, loss)
+            group.add_gradients(m.grads, loss)
         clip_gradients(m.grads, 5.0)
         opt.step(m.params, m.grads, 2e-3)
 
@@ -89,7 +90,7 @@ def worker_single(names):
     """One process, 2 threads: chars/s at batch B, and seconds per step at each of ROWS."""
     out = {}
     for name in names:
-        cell, layers, hidden = CONFIGS[name]
+        cell, layers, hidden = CONFIGS[name][:3]
         _, step = training_step(cell, layers, hidden, B, 2)
         r = {"chars_per_s": B * T / seconds_per_step(step), "t": {}}
         for rows in ROWS:
@@ -108,7 +109,7 @@ def worker_ranks(names):
     comm = group.comm
     out = {}
     for name in names:
-        cell, layers, hidden = CONFIGS[name]
+        cell, layers, hidden = CONFIGS[name][:3]
         m, step = training_step(cell, layers, hidden, B // group.size, 1, group)
         per_step = seconds_per_step(step, sync=lambda n: comm.bcast(n, root=0))
         grads = np.ones_like(m.grads)
@@ -214,7 +215,7 @@ def report(single, ranks, load: float) -> list[str]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--configs", default=",".join(n for n in CONFIGS if CONFIGS[n][3:] == (B, T)))
     ap.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
     ap.add_argument("--worker", choices=["single", "ranks"], help=argparse.SUPPRESS)
     ap.add_argument("--from-json", help="redo the report from saved measurements")

@@ -30,18 +30,21 @@ import sys
 import tempfile
 import time
 
-CONFIGS = {  # name: (cell, layers, hidden)
-    "lstm-2x128": ("lstm", 2, 128), "lstm-2x256": ("lstm", 2, 256),
-    "lstm-2x512": ("lstm", 2, 512), "lstm-3x512": ("lstm", 3, 512),
-    "gru-2x256": ("gru", 2, 256), "rnn-1x128": ("rnn", 1, 128),
+V, B, T = 65, 50, 50  # the default batch and window
+CONFIGS = {  # name: (cell, layers, hidden, batch, window)
+    "lstm-2x128": ("lstm", 2, 128, B, T), "lstm-2x256": ("lstm", 2, 256, B, T),
+    "lstm-2x512": ("lstm", 2, 512, B, T), "lstm-3x512": ("lstm", 3, 512, B, T),
+    "gru-2x256": ("gru", 2, 256, B, T), "rnn-1x128": ("rnn", 1, 128, B, T),
+    # small steps, where the fixed cost of a step shows (issue "Speed 3")
+    "lstm-2x256-b50t8": ("lstm", 2, 256, 50, 8), "lstm-1x32-b8t8": ("lstm", 1, 32, 8, 8),
 }
-V, B, T = 65, 50, 50
+DEFAULT_CONFIGS = list(CONFIGS)
 STREAMS = 32  # K for the many-streams sampling column
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def flops_per_char(cell, layers, hidden):
+def flops_per_char(cell, layers, hidden, *_):
     """Training FLOPs per character: 3 x forward, layer 0's one-hot product being a gather."""
     from charrnn.cells import CELLS
     G, H = CELLS[cell].G, hidden
@@ -70,7 +73,7 @@ def peak_rss_mib():
 
 # -- workers (run in subprocesses) ----------------------------------------------------------------
 
-def charrnn_training_step(cell, layers, hidden, threads=None):
+def charrnn_training_step(cell, layers, hidden, threads=None, B=B, T=T):
     """A charrnn model and a function doing one full training step on a fixed random batch:
     forward, backward, clipping at norm 5, Adam (what `charrnn train` does per step)."""
     import numpy as np
@@ -79,10 +82,12 @@ def charrnn_training_step(cell, layers, hidden, threads=None):
     from charrnn.data import Vocab
     from charrnn.model import Model
     from charrnn.optim import Optimizer, clip_gradients
+    from charrnn.strategy import choose
 
     rng = np.random.default_rng(0)
     m = Model(ModelConfig(V, cell, hidden, layers), vocab=Vocab([chr(32 + i) for i in range(V)]),
               threads=threads)
+    m.strategy = choose(m.cfg, B, T, threads).strategy  # what `charrnn train` would use here
     opt = Optimizer("adam", m.params.size)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
     state = [m.zero_state(B)]
@@ -95,12 +100,12 @@ def charrnn_training_step(cell, layers, hidden, threads=None):
     return m, step
 
 
-def worker_charrnn(cell, layers, hidden, windows, threads):
+def worker_charrnn(cell, layers, hidden, B, T, windows, threads):
     import numpy as np
 
     from charrnn.sample import sample_chunks, sample_many
 
-    m, step = charrnn_training_step(cell, layers, hidden, threads)
+    m, step = charrnn_training_step(cell, layers, hidden, threads, B, T)
     rng = np.random.default_rng(1)
     for _ in range(3):
         step()
@@ -116,10 +121,11 @@ def worker_charrnn(cell, layers, hidden, windows, threads):
     a @ a
     gemm = statistics.median(_time(lambda: a @ a) for _ in range(5))
     return {"train": train, "train_windows": train_all, "sample": sample, "many": many,
-            "gemm_gflops": 2 * 2048 ** 3 / gemm / 1e9, "rss": peak_rss_mib()}
+            "gemm_gflops": 2 * 2048 ** 3 / gemm / 1e9, "rss": peak_rss_mib(),
+            "strategy": m.strategy}
 
 
-def worker_torch(cell, layers, hidden, windows, threads):
+def worker_torch(cell, layers, hidden, B, T, windows, threads):
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -283,7 +289,8 @@ def main():
         return
     torch_ok = has_torch(a.torch_python)
     print(f"# charrnn throughput, {platform.machine()}, {time.strftime('%Y-%m-%d')}; "
-          f"batch {B}, seq {T}, vocab {V}, Adam; --threads {a.threads}")
+          f"batch {B}, seq {T} (unless the name says b, t), vocab {V}, Adam; "
+          f"--threads {a.threads}")
     for line in machine():
         print(line + "  ")
     print(f"command: python bench/throughput.py --rounds {a.rounds} --threads {a.threads}"
@@ -298,9 +305,9 @@ def main():
               "PyTorch "
               "alternating; chars/s are medians over rounds (each round itself a median of timed "
               "windows); x is the median of the per-round ratios, [min-max] their spread.\n")
-    print(f"| model | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | {STREAMS} "
-          f"streams chars/s | vs 1 stream | % GEMM peak | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| model | strategy | train chars/s | PyTorch | x | sample chars/s | PyTorch | x | "
+          f"{STREAMS} streams chars/s | vs 1 stream | % GEMM peak | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, c, t in rows:
         if not c:
             continue
@@ -318,7 +325,7 @@ def main():
             else:
                 cols.append(f"{med(c, key):,.0f} | - | -")
         many = f"{med(c, 'many'):,.0f} | {med(c, 'many') / med(c, 'sample'):.1f}x"
-        print(f"| {name} | {cols[0]} | {cols[1]} | {many} | {100 * frac:.0f}% of "
+        print(f"| {name} | {c[0]['strategy']} | {cols[0]} | {cols[1]} | {many} | {100 * frac:.0f}% of "
               f"{med(c, 'gemm_gflops'):.0f} GFLOP/s | {max(r['rss'] for r in c):.0f} |")
     if not a.no_cli:
         with tempfile.TemporaryDirectory() as tmp:

@@ -64,6 +64,8 @@ def load(path=None) -> Model:
     model = Model(record.model, params=record.arrays["params"],
                   vocab=Vocab(record.vocab, record.encoding))
     model.record, model.meta, model.path = record, record.raw, file
+    if record.train.strategy != "auto":  # the step strategy it trained with: the same bits
+        model.strategy = record.train.strategy
     return model
 
 

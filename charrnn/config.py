@@ -27,6 +27,7 @@ ENCODINGS = ("utf-8", "bytes")
 # "may change": cadence and machine options (validation, checkpoints, threads, patience).
 MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
 RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
+STRATEGIES = ("auto", "shards", "whole")  # see strategy.py
 
 
 def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
@@ -143,6 +144,11 @@ class TrainConfig:
                            choices=ENCODINGS, on_resume=MUST_MATCH)
     threads: int | None = option(None, "Worker threads [default: every core this process may "
                                  "use].", on_resume=MAY_CHANGE)
+    strategy: str = option("auto", "How a step uses the threads: shards (each its rows of the "
+                           "batch, with its own products), whole (the whole batch's products on "
+                           "BLAS's threads), or auto: measured on this machine once per model "
+                           "and batch shape, then cached; the choice is saved with the run.",
+                           choices=STRATEGIES, on_resume=MAY_CHANGE)
 
     def __post_init__(self):
         check_types(self)

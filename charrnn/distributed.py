@@ -2,15 +2,19 @@
 
 The job of this module is to make R processes compute exactly what one process computes with
 the same global batch B. Every rank holds the whole model and takes B/R of the batch's rows
-(rank r: rows [r*B/R, (r+1)*B/R) of every window, read from the memory-mapped corpus). Each step
-its gradient (the mean over its rows) is summed with one Allreduce of the flat gradient buffer
-and divided by R, so every rank applies the identical clip and optimizer step and the parameters
-stay bit-identical; a checksum of the parameters is compared every CHECK_EVERY steps and before
-every checkpoint. Validation splits its rows likewise and adds up losses and counts.
+(rank r: rows [r*B/R, (r+1)*B/R) of every window, read from the memory-mapped corpus; in records
+mode its share of each batch of whole records, RowRecordBatches). Each step its loss and gradient
+are its rows' summed loss over the whole batch's count of predictions, so one Allreduce of the
+flat gradient buffer adds them up to the global mean: every rank applies the identical clip and
+optimizer step and the parameters stay bit-identical; a checksum of the parameters is compared
+every CHECK_EVERY steps and before every checkpoint. Validation splits its rows likewise and adds
+up losses and counts.
 
-Rank 0 alone writes the run directory (checkpoints, metrics.csv) and shows progress; the carried
-hidden state is gathered to it as the full (L, B, H), so a checkpoint is the single-process one
-and resumes on any R that divides B. Dropout masks are drawn for the whole batch from the shared
+No shared disk is assumed: rank 0 reads the checkpoint to resume from and sends it (on_root), and
+a host without the corpus gets rank 0's encoded ids (corpus). Rank 0 alone writes the run
+directory (checkpoints, metrics.csv) and shows progress; the carried hidden state is gathered to
+it as the full (L, B, H), so a checkpoint is the single-process one and resumes on any R that
+divides B. Dropout masks are drawn for the whole batch from the shared
 random stream and each rank keeps its rows, so the stream, too, is independent of R.
 
 Errors. Until the run starts (setup), a rank that fails tells the others at the next exchange
@@ -182,8 +186,8 @@ class Group:
         if self.root:
             try:
                 result = fn(*args)
-            except CharrnnError as e:
-                error = str(e)
+            except Exception as e:  # noqa: BLE001  (every rank must hear of it, or all wait)
+                error = str(e) if isinstance(e, CharrnnError) else f"{type(e).__name__}: {e}"
         self.exchange(error=error)
         with self._waiting():
             return self.comm.bcast(result, root=0)
@@ -201,21 +205,28 @@ class Group:
             if not lack else self.in_turns(lambda: None)
         if not any(not h for h in haves[1:]):
             return data
+        head = self.exchange((data.vocab, data.path, data.hash, data.ids.dtype.str,
+                              len(data.ids)) if self.root else None)[0]
+        vocab, path, digest, dtype, n = head
+        ids, error = None, None
+        try:  # every rank hears whether each receiver found the memory
+            if lack:
+                ids = np.empty(n, dtype)
+            elif self.root:
+                ids = np.ascontiguousarray(data.ids)  # the memory-mapped cache, read once
+        except MemoryError:
+            error = (f"{n:,} characters of corpus from rank 0 do not fit in this host's memory; "
+                     "put a copy of the corpus on it at the same path")
+        self.exchange(error=error)
         senders = self.comm.Split(0 if (self.root or lack) else 1, self.rank)
         try:
-            if not (self.root or lack):
-                return data
-            with self._waiting():
-                head = senders.bcast(None if lack else
-                                     (data.vocab, data.path, data.hash, data.ids.dtype.str,
-                                      len(data.ids)), root=0)
-                vocab, path, digest, dtype, n = head
-                ids = np.ascontiguousarray(data.ids) if not lack else np.empty(n, dtype)
-                for a in range(0, n, SEND_CHUNK):  # MPI counts are ints: send in pieces
-                    senders.Bcast(ids[a: a + SEND_CHUNK], root=0)
-            return data if not lack else Corpus(ids, vocab, path, digest)
+            if self.root or lack:
+                with self._waiting():
+                    for a in range(0, n, SEND_CHUNK):  # MPI counts are ints: send in pieces
+                        senders.Bcast(ids[a: a + SEND_CHUNK], root=0)
         finally:
             senders.Free()
+        return data if not lack else Corpus(ids, vocab, path, digest)
 
     def batches(self, ids, batch_size: int, seq_len: int) -> RowBatches:
         """This rank's rows of the global batch; B must divide evenly."""

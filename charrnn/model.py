@@ -46,6 +46,7 @@ class Model:
         self.vocab = vocab
         self.dtype = np.dtype(dtype)
         self.threads = threads
+        self.strategy = "shards"  # or "whole": see strategy.py
         n = num_params(cfg)
         _check_memory(cfg, n, self.dtype.itemsize)
         if params is None:
@@ -115,7 +116,7 @@ class Model:
         drop = self._masks(T, B, rng) if train and cfg.dropout > 0 else None
         self.dropout_masks = drop
         drop = drop if drop is not None else np.zeros((0, 0, 0, 0), self.dtype)
-        shards = workers.shard_bounds(B, self.threads)
+        shards = self._shards(B)
         code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
         L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
         size = stack.workspace_size(code, L, T, max(b1 - b0 for b0, b1 in shards), H, V)
@@ -124,7 +125,8 @@ class Model:
         def task(i, b0, b1):
             return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
                                                self.offs, code, relu, L, H, V, b0, b1)
-        sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)])
+        sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
+                           self._blas_threads())
         count = predictions or self.predictions(yy)
         self._last = (x, yy, drop, shards, ws, count)
         if y is None:
@@ -162,7 +164,7 @@ class Model:
             return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
                                                 self.params, self.offs, code, relu, L, H, V,
                                                 b0, b1, scale)
-        workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)])
+        workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)], self._blas_threads())
         for g in grads[1:]:
             self.grads += g
         return (dh0, dc0) if want_state_grad else None
@@ -213,6 +215,16 @@ class Model:
                seed=None, top_k: int = S.top_k, top_p: float = S.top_p) -> str:
         """Generated text, prime included; see charrnn.sample.sample_chunks."""
         return sample_text(self, length, temperature, prime, seed, top_k, top_p)
+
+    # -- the step strategy (strategy.py) ---------------------------------------------------------
+
+    def _shards(self, rows: int) -> list[tuple[int, int]]:
+        """shards: one block of rows per thread; whole: every row in one block."""
+        return [(0, rows)] if self.strategy == "whole" else workers.shard_bounds(rows, self.threads)
+
+    def _blas_threads(self) -> int:
+        """whole: BLAS gets every thread for the one block's products; shards: one each."""
+        return (self.threads or workers.usable_cores()) if self.strategy == "whole" else 1
 
     # -- buffers ---------------------------------------------------------------------------------
 

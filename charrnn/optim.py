@@ -51,8 +51,13 @@ class Optimizer:
         self.step_count += 1
         a, b = self.state["a"], self.state["b"]
         if self.kind in ("adam", "adamw"):
-            U.adam_update(params, a, b, grads, lr, ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPS,
-                          self.weight_decay, self.kind == "adamw", self.step_count)
+            t = params.dtype.type  # torch.optim.Adam's scalars, in the parameters' precision
+            (b1, b2), n = ADAM_BETAS, self.step_count
+            decoupled = self.kind == "adamw"
+            decay = 1.0 - lr * self.weight_decay if decoupled else self.weight_decay
+            U.adam_update(params, a, b, grads, t(lr / (1.0 - b1 ** n)), t(1.0 - b1), t(b2),
+                          t(1.0 - b2), t(ADAM_EPS), t(math.sqrt(1.0 - b2 ** n)), t(decay),
+                          decoupled)
         elif self.kind == "sgd":
             U.sgd_update(params, a, grads, lr, self.momentum, self.nesterov, self.weight_decay,
                          self.step_count)

@@ -335,7 +335,7 @@ class Run:
             left = min(1.0, (old_end - step) / max(old_end - old_start, 1))
             if left <= 0:
                 return
-            start = end - round((end - step) / left)
+            start = end - math.ceil((end - step) / left)  # ceil: never a higher rate
         self.prog.plan = (start, end)
         cap = self._total_steps()
         self.total = min(end, cap) if cap is not None else end

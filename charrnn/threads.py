@@ -40,10 +40,11 @@ def _blas():
     return _controller
 
 
-def run(tasks):
+def run(tasks, blas_threads: int = 1):
     """Call every task (a function of no arguments) once, side by side, and return their results
-    in order. The first runs on the calling thread; BLAS is held at one thread meanwhile."""
-    with _blas().limit(limits=1, user_api="blas"):
+    in order. The first runs on the calling thread; BLAS is held at blas_threads meanwhile (one
+    when tasks share the cores; a single task may give BLAS all of them)."""
+    with _blas().limit(limits=blas_threads, user_api="blas"):
         if len(tasks) == 1:
             return [tasks[0]()]
         pool = _pools.get(len(tasks) - 1)

@@ -6,11 +6,12 @@ runs in one process and as each rank of an MPI job: only the group differs (grou
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import zipfile
 from pathlib import Path
 
-from . import budget, jit, sources
+from . import budget, jit, sources, strategy
 from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
@@ -122,7 +123,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     if config is not None and not isinstance(config, TrainConfig):
         raise CharrnnError(f"config must be a charrnn.TrainConfig, got {type(config).__name__}")
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_run_dir(items)
-    saved = group.on_root(_load_resume, resume, run_dir)  # other hosts need no copy
+    saved = resume if isinstance(resume, ckpt.Record) else \
+        group.on_root(_load_resume, resume, run_dir)  # rank 0 reads it: no copy elsewhere
     if saved is not None:
         config = _resume_config(saved, config)
         if corpus is None:  # a resumed run without CORPUS goes on with its own corpus
@@ -154,6 +156,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         _check_same_corpus(saved, corpus_id, corpus)
         model = _model_from(saved, vocab)
     model.threads = config.threads or group.default_threads()
+    config = _step_strategy(model, config, batches, group, progress)
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
     run = Run(model, config, batches, val_ids, run_dir, corpus_id, group, progress, sample_every,
@@ -172,6 +175,21 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         print(f"charrnn: kernels ready in {seconds:.1f} s (not counted in --time-limit)",
               file=sys.stderr, flush=True)
     return run.loop()
+
+
+def _step_strategy(model, config, batches, group, progress) -> TrainConfig:
+    """The model's step strategy: --strategy, or (auto) this machine's measured choice, agreed by
+    every process (rank 0's) and written into the options saved with the run."""
+    chosen = config.strategy
+    if chosen == "auto":
+        choice = strategy.choose(model.cfg, batches.batch_size // group.size,
+                                 max(1, round(batches.seq_len)), model.threads)
+        chosen = group.exchange(choice.strategy)[0]
+        if progress and choice.measured:
+            print(f"charrnn: step strategy {choice.reason} (measured once for this model and "
+                  "batch; --strategy to choose)", file=sys.stderr, flush=True)
+    model.strategy = chosen
+    return dataclasses.replace(config, strategy=chosen)
 
 
 def _check_vocab_size(vocab: Vocab, corpus: str) -> Vocab:

@@ -50,8 +50,9 @@ class Hosts:
     """Namespaces h1..hn on a bridge, and a launcher script that runs a command on one."""
 
     def __init__(self, n: int, tmp: Path):
-        self.tag = "cr" + uuid.uuid4().hex[:6]
-        self.subnet = 100 + os.getpid() % 100
+        tag = uuid.uuid4()
+        self.tag = "cr" + tag.hex[:6]
+        self.subnet = 100 + tag.int % 150  # 10.213.100-249.0/24
         self.bridge = f"{self.tag}br"
         self.names = [f"{self.tag}h{i + 1}" for i in range(n)]
         self.addrs = [NET.format(self.subnet, i + 2) for i in range(n)]
@@ -147,8 +148,15 @@ def run(hosts, ranks, args, private, timeout=120):
     """Launch from a folder every host sees; `private`: folders hosts 2.. do not see."""
     hosts.private = {name: [str(p) for p in private] for name in hosts.names[1:]}
     hosts.write_launcher()
-    return subprocess.run(hosts.command(ranks, args), capture_output=True, text=True,
-                          timeout=timeout, cwd="/", check=False)
+    proc = subprocess.Popen(hosts.command(ranks, args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd="/", start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:  # a hung job: end mpiexec and everything it started
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def params(run_dir):
@@ -217,7 +225,7 @@ def _ranks_on(host: str) -> list[int]:
     ranks = []
     for p in pids:
         try:
-            if b"charrnn" in Path(f"/proc/{p}/cmdline").read_bytes():
+            if b"\0-m\0charrnn\0train\0" in Path(f"/proc/{p}/cmdline").read_bytes():
                 ranks.append(int(p))
         except OSError:
             pass

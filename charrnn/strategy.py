@@ -1,0 +1,130 @@
+"""The step strategy: how a training step uses the threads, chosen by measurement on this machine.
+
+Two ways to spread one step over T threads:
+  shards  each thread takes B/T rows of the batch and runs the whole stack on them with its own
+          products (BLAS at one thread each); the shards' gradients are then added (model.py).
+  whole   one block of all B rows; every product goes to BLAS with T threads, and the pointwise
+          gate work runs on one.
+Which is faster depends on the CPU (how its BLAS does thin (B/T x H) products against fat
+(B x H) ones), the model and the batch: measured on AMD Zen 4/5 the two tie for LSTM 2x256 at
+batch 50; on an Intel Xeon the thin per-core products were the slower part. So `--strategy auto`
+(the default) measures both for about PROBE_SECONDS each, the first time a model shape meets this
+machine, and caches the winner in CACHE_NAME beside numba's kernel cache; later runs read it.
+The chosen strategy is saved with the run's options, so a resumed run computes the same bits.
+Both give the same results up to float32 summation order; each is deterministic for its
+thread count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .fileio import write_bytes
+from .threads import usable_cores
+
+STRATEGIES = tuple(s for s in config.STRATEGIES if s != "auto")  # ("shards", "whole")
+PROBE_SECONDS = 0.25  # per strategy, after a warm-up step
+CACHE_NAME = "strategies.json"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The strategy for one model and batch shape on this machine, and why."""
+
+    strategy: str
+    chars_per_second: dict  # strategy -> measured training characters per second
+    measured: bool  # measured now (False: read from the cache, or nothing to choose)
+    reason: str
+
+
+def cpu_name() -> str:
+    """This CPU's model name (Linux), part of the cache key: the choice does not travel."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def cache_file() -> Path:
+    """Beside numba's cache of charrnn's kernels (NUMBA_CACHE_DIR, or the package's
+    __pycache__), else the user's cache folder when that is not writable."""
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    folder = Path(base) if base else Path(__file__).resolve().parent / "__pycache__"
+    if not os.access(folder, os.W_OK):
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "charrnn"
+    return folder / CACHE_NAME
+
+
+def key(cfg, batch: int, seq_len: int, threads: int) -> str:
+    return (f"{cpu_name()}|{cfg.cell} {cfg.layers}x{cfg.hidden} V{cfg.vocab_size} dropout "
+            f"{cfg.dropout}|batch {batch} x {seq_len}|{threads} threads")
+
+
+def measure(cfg, batch: int, seq_len: int, threads: int, strategy: str) -> float:
+    """Training characters per second (forward and backward) of a throwaway model of this shape
+    with this strategy, on random ids."""
+    from .model import Model
+    model = Model(cfg, threads=threads)
+    model.strategy = strategy
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, cfg.vocab_size, (seq_len, batch)).astype(np.int32)
+    y = rng.integers(0, cfg.vocab_size, (seq_len, batch)).astype(np.int32)
+    state = model.zero_state(batch)
+    model.loss_and_grad(x, y, state, rng=rng)  # warm-up (and compiles on a first run)
+    n, t0 = 0, time.perf_counter()
+    while n < 2 or time.perf_counter() - t0 < PROBE_SECONDS:
+        model.loss_and_grad(x, y, state, rng=rng)
+        n += 1
+    return n * batch * seq_len / (time.perf_counter() - t0)
+
+
+def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None) -> Choice:
+    """The faster strategy for this model and batch here: from the cache, or measured (speed:
+    a stand-in for measure, for tests) and cached. One thread (or one row) has nothing to share:
+    shards."""
+    threads = threads or usable_cores()
+    if threads == 1 or batch < 2:
+        return Choice("shards", {}, False, "one thread or one row: nothing to share")
+    path, k = cache_file(), key(cfg, batch, seq_len, threads)
+    cache = _read(path)
+    if k in cache and cache[k].get("strategy") in STRATEGIES:
+        speeds = cache[k].get("chars_per_second", {})
+        return Choice(cache[k]["strategy"], speeds, False, _why(cache[k]["strategy"], speeds)
+                      + f" (measured earlier, cached in {path})")
+    speed = speed or measure
+    speeds = {s: speed(cfg, batch, seq_len, threads, s) for s in STRATEGIES}
+    best = max(STRATEGIES, key=lambda s: speeds[s])
+    cache[k] = {"strategy": best, "chars_per_second": {s: round(v) for s, v in speeds.items()}}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, json.dumps(cache, indent=1, sort_keys=True).encode())
+    except Exception:  # noqa: BLE001  (a cache that cannot be written only costs a re-measure)
+        pass
+    return Choice(best, speeds, True, _why(best, speeds))
+
+
+def _why(best: str, speeds: dict) -> str:
+    if not speeds:
+        return best
+    other = next(s for s in STRATEGIES if s != best)
+    return (f"{best}: {speeds[best]:,.0f} chars/s here against {speeds.get(other, 0):,.0f} for "
+            f"{other}")
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,90 @@
+"""The step strategy (strategy.py): shards or whole, chosen by measurement and cached."""
+import numpy as np
+import pytest
+from conftest import random_batch
+
+import charrnn
+from charrnn import TrainConfig
+from charrnn import strategy as S
+from charrnn.config import ModelConfig
+from charrnn.model import Model
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    return tmp_path / "cache"
+
+
+CFG = ModelConfig(vocab_size=20, cell="lstm", hidden=16, layers=2)
+
+
+def test_the_faster_strategy_is_chosen_and_cached(cache_dir):
+    calls = []
+
+    def speed(cfg, batch, seq_len, threads, strategy):
+        calls.append(strategy)
+        return {"shards": 1000.0, "whole": 1500.0}[strategy]
+
+    first = S.choose(CFG, 8, 10, threads=2, speed=speed)
+    assert first.strategy == "whole" and first.measured and sorted(calls) == ["shards", "whole"]
+    assert "1,500 chars/s here against 1,000 for shards" in first.reason
+    again = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: pytest.fail("measured twice"))
+    assert again.strategy == "whole" and not again.measured  # read from the cache file
+    assert (cache_dir / S.CACHE_NAME).is_file()
+    # another shape is another measurement
+    other = S.choose(CFG, 16, 10, threads=2, speed=lambda *a: {"shards": 2.0, "whole": 1.0}[a[4]])
+    assert other.strategy == "shards" and other.measured
+
+
+def test_one_thread_has_nothing_to_choose(cache_dir):
+    c = S.choose(CFG, 8, 10, threads=1, speed=lambda *a: pytest.fail("measured"))
+    assert c.strategy == "shards" and not c.measured
+
+
+def test_a_damaged_cache_is_measured_again(cache_dir):
+    (cache_dir / S.CACHE_NAME).write_text("{not json")
+    c = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: {"shards": 1.0, "whole": 2.0}[a[4]])
+    assert c.strategy == "whole" and c.measured
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_whole_and_shards_compute_the_same_step(cell):
+    cfg = ModelConfig(vocab_size=20, cell=cell, hidden=16, layers=2)
+    x, y = random_batch(20, 12, 6, seed=3)
+    results = {}
+    for strategy in ("shards", "whole", "whole"):
+        m = Model(cfg, seed=1, threads=2)
+        m.strategy = strategy
+        loss, (h, _) = m.loss_and_grad(x, y, m.zero_state(6))
+        results.setdefault(strategy, []).append((loss, m.grads.copy(), h))
+    (ls, gs, hs), = results["shards"]
+    (lw, gw, hw), (lw2, gw2, hw2) = results["whole"]
+    assert abs(ls - lw) < 1e-5
+    np.testing.assert_allclose(gw, gs, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(hw, hs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(gw, gw2)  # deterministic
+    assert lw == lw2
+
+
+def test_the_chosen_strategy_is_saved_and_resumed(tiny_corpus, tmp_path, monkeypatch, cache_dir):
+    monkeypatch.setattr(S, "measure", lambda cfg, b, t, n, s: {"shards": 1.0, "whole": 9.0}[s])
+    opts = dict(batch_size=4, seq_len=8, eval_every=5, threads=2)
+    r = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), hidden=8, layers=1,
+                      checkpoint_dir=tmp_path / "a", progress=False)
+    assert charrnn.info(tmp_path / "a")["train_options"]["strategy"] == "whole"
+    # the measured choice stays with the run, whatever this machine would measure now
+    monkeypatch.setattr(S, "measure", lambda cfg, b, t, n, s: {"shards": 9.0, "whole": 1.0}[s])
+    r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True,
+                       progress=False)
+    assert r2.model.strategy == "whole" == charrnn.info(tmp_path / "a")["train_options"]["strategy"]
+    assert r.step == 6
+    # and resume is exact: 3 + 3 steps equal 6 straight
+    charrnn.train(tiny_corpus, TrainConfig(max_steps=3, strategy="whole", **opts), hidden=8,
+                  layers=1, checkpoint_dir=tmp_path / "b", progress=False)
+    b = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, strategy="whole", **opts),
+                      checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+    c = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, strategy="whole", **opts), hidden=8,
+                      layers=1, checkpoint_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(b.model.params, c.model.params)
