@@ -96,7 +96,7 @@ def init_params(cfg, rng) -> np.ndarray:
     decoder's included, uniform in +-1/sqrt(H).
 
     No forget-gate bias of 1: measured with the defaults (LSTM 2x256, Adam 3e-3, 3 seeds), it
-    slowed learning (validation 1.90-2.04 at step 600 against 1.73-1.82 without; see
+    slowed learning (validation 1.88-1.99 at step 600 against 1.73-1.87 without;
     bench/init_learning.py), which is most of what a short budget sees."""
     flat = np.zeros(num_params(cfg), np.float32)
     bound = 1.0 / np.sqrt(cfg.hidden)
