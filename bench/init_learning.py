@@ -1,6 +1,8 @@
-"""Does the initialisation change how fast the defaults learn? Validation loss at equal steps.
+"""Does the initialisation (or a warm-up) change how fast the defaults learn? Validation loss at
+equal steps.
 
     python bench/init_learning.py --steps 600 --every 100 --seeds 0,1,2 --inits pytorch,forget1
+    python bench/init_learning.py --inits pytorch --warmups 0,100,200
 
 Each run trains charrnn's default model and recipe (LSTM 2x256, batch 50 x 50 with the state
 carried, Adam 3e-3, clipping at 5, constant rate) from one initialisation and reports the loss on
@@ -10,7 +12,8 @@ the machine. Initialisations:
   forget1  the same, then the LSTM forget-gate bias set to 1 (b_ih) and 0 (b_hh), as charrnn
            did before 2026-12-01
   zero-decoder-bias  pytorch's with the decoder's bias zero
-Prints one line per run and the median and range at the last report per initialisation.
+--warmups: linear warm-up steps of the rate (TrainConfig.warmup_steps), crossed with --inits.
+Prints one line per run and the median and range at the last report per variant.
 """
 import argparse
 import os
@@ -43,13 +46,14 @@ def main():
     from charrnn.data import Batches, Vocab, read_text, split
     from charrnn.evaluate import evaluate_ids
     from charrnn.model import Model
-    from charrnn.optim import Optimizer, clip_gradients
+    from charrnn.optim import Optimizer, clip_gradients, learning_rate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--inits", default="pytorch,forget1")
+    ap.add_argument("--warmups", default="0")
     a = ap.parse_args()
     text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
     vocab = Vocab.from_text(text)
@@ -58,7 +62,10 @@ def main():
     tc = TrainConfig()
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     last = {}
-    for init in a.inits.split(","):
+    variants = [(i, int(w)) for i in a.inits.split(",") for w in a.warmups.split(",")]
+    for init, warmup in variants:
+        name = init + (f" warm-up {warmup}" if warmup else "")
+        rate = TrainConfig(lr_schedule="constant", warmup_steps=warmup)
         for seed in [int(s) for s in a.seeds.split(",")]:
             m = initialised(Model(ModelConfig(len(vocab), "lstm", 256, 2), vocab=vocab,
                                   seed=seed), init)
@@ -71,11 +78,11 @@ def main():
                 x, y = batches.window(w)
                 _, state = m.loss_and_grad(x, y, state)
                 clip_gradients(m.grads, tc.grad_clip)
-                opt.step(m.params, m.grads, tc.lr)
+                opt.step(m.params, m.grads, learning_rate(rate, step, 0.0, None))
                 if (step + 1) % a.every == 0:
                     curve.append(evaluate_ids(m, val_ids, 50, 50).nats_per_char)
-            print(f"{init} seed {seed}: " + " ".join(f"{v:.3f}" for v in curve), flush=True)
-            last.setdefault(init, []).append(curve[-1])
+            print(f"{name} seed {seed}: " + " ".join(f"{v:.3f}" for v in curve), flush=True)
+            last.setdefault(name, []).append(curve[-1])
     for init, vs in last.items():
         print(f"{init}: at step {a.steps} median {statistics.median(vs):.3f} "
               f"(range {min(vs):.3f}-{max(vs):.3f}, {len(vs)} seeds)")

@@ -421,8 +421,10 @@ class Group:
                       f"other ranks ({others}) for {self.timeout:.0f} s: a rank or host is gone, "
                       "stuck or cut off; ending the job", file=sys.stderr, flush=True)
                 # MPI_Abort makes mpiexec end every rank and return, even with a host cut off;
-                # should it hang too, leave anyway.
-                threading.Timer(3.0, os._exit, (3,)).start()
+                # should it hang too, leave anyway. The pause first lets the launcher pass the
+                # line on (mpiexec, told to abort, can exit before a rank's last output arrives).
+                threading.Timer(4.0, os._exit, (3,)).start()
+                time.sleep(0.5)
                 self.comm.Abort(3)
 
 
