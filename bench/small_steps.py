@@ -14,7 +14,7 @@ from outside by wrapping the function that does it (perf_counter around each cal
   optimizer  the Adam update over the flat buffer
   rest       Python around those inside the step; then, outside the step but inside the loop,
              the metrics row, the progress bar's bookkeeping and the stop checks
-The run's one validation (at its last step) is left out. Prints the table for each mode, and the
+The run's one validation and checkpoint (at its last step) are left out. Prints the table for each mode, and the
 records run's rate as a fraction of the text run's.
 """
 import argparse
@@ -60,7 +60,7 @@ class Timers:
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
-            inner = phase not in ("step", "loop", "validation")
+            inner = phase not in ("step", "loop", "validation", "checkpoint")
             if inner and not self.in_step:  # e.g. the validation's forward passes
                 return original(*args, **kwargs)
             if phase == "step":
@@ -94,6 +94,7 @@ def profile(corpus, config, steps):
     t.wrap(run_mod.Run, "_step", "step")
     t.wrap(run_mod.Run, "steps", "loop")
     t.wrap(run_mod.Run, "_validate_and_keep_best", "validation")
+    t.wrap(run_mod.Run, "checkpoint", "checkpoint")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
@@ -105,6 +106,7 @@ def profile(corpus, config, steps):
         t.restore()
     step, loop = t.total.pop("step"), t.total.pop("loop")
     val = t.total.pop("validation", 0.0)  # the one validation, at the last step: not a step's
+    val += t.total.pop("checkpoint", 0.0)  # nor its last.npz
     phases = dict(t.total)
     phases["rest of the step (Python around it)"] = step - sum(phases.values())
     phases["outside the step (metrics row, progress, stop checks)"] = loop - step - val

@@ -163,6 +163,8 @@ class TrainConfig:
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
         check(self.grad_clip >= 0,
               f"--grad-clip must be >= 0 (0 turns it off), got {self.grad_clip}")
+        check(self.strategy in STRATEGIES,
+              f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         check(self.clip_mode in CLIP_MODES,
               f"--clip-mode must be norm or value, got {self.clip_mode!r}")
         check(self.lr_schedule in SCHEDULES,

@@ -6,10 +6,12 @@ Two ways to spread one step over T threads:
   whole   one block of all B rows; every product goes to BLAS with T threads, and the pointwise
           gate work runs on one.
 Which is faster depends on the CPU (how its BLAS does thin (B/T x H) products against fat
-(B x H) ones), the model and the batch: measured on AMD Zen 4/5 the two tie for LSTM 2x256 at
-batch 50; on an Intel Xeon the thin per-core products were the slower part. So `--strategy auto`
-(the default) measures both for about PROBE_SECONDS each, the first time a model shape meets this
-machine, and caches the winner in CACHE_NAME beside numba's kernel cache; later runs read it.
+(B x H) ones), the model and the batch: measured on this project's 2-core AMD EPYC the two came within 10-40% of each
+other either way, depending on the model; on an Intel Xeon the thin per-core products were the slower part. So `--strategy auto`
+(the default) measures both, alternating, ROUNDS times PROBE_SECONDS each, the first time a model
+shape meets this machine, takes whole only when it wins by MARGIN, and caches the choice in
+CACHE_NAME beside numba's kernel cache (or CACHE_ENV's file); later runs read it. In an MPI job
+rank 0 measures and the others follow.
 The chosen strategy is saved with the run's options, so a resumed run computes the same bits.
 Both give the same results up to float32 summation order; each is deterministic for its
 thread count.
@@ -29,8 +31,11 @@ from .fileio import write_bytes
 from .threads import usable_cores
 
 STRATEGIES = tuple(s for s in config.STRATEGIES if s != "auto")  # ("shards", "whole")
-PROBE_SECONDS = 0.25  # per strategy, after a warm-up step
+PROBE_SECONDS = 0.25  # per strategy and round, after a warm-up step
+ROUNDS = 2  # the two alternate, and each keeps its best round
+MARGIN = 1.05  # whole must beat shards by this much to be chosen (shards: the long-tested path)
 CACHE_NAME = "strategies.json"
+CACHE_ENV = "CHARRNN_STRATEGY_CACHE"  # a file to use instead (the tests keep their own)
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,14 @@ def cpu_name() -> str:
 def cache_file() -> Path:
     """Beside numba's cache of charrnn's kernels (NUMBA_CACHE_DIR, or the package's
     __pycache__), else the user's cache folder when that is not writable."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
     base = os.environ.get("NUMBA_CACHE_DIR")
     folder = Path(base) if base else Path(__file__).resolve().parent / "__pycache__"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     if not os.access(folder, os.W_OK):
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "charrnn"
     return folder / CACHE_NAME
@@ -98,13 +109,17 @@ def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None
         return Choice("shards", {}, False, "one thread or one row: nothing to share")
     path, k = cache_file(), key(cfg, batch, seq_len, threads)
     cache = _read(path)
-    if k in cache and cache[k].get("strategy") in STRATEGIES:
-        speeds = cache[k].get("chars_per_second", {})
-        return Choice(cache[k]["strategy"], speeds, False, _why(cache[k]["strategy"], speeds)
+    entry = cache.get(k)
+    if _valid(entry):
+        speeds = entry["chars_per_second"]
+        return Choice(entry["strategy"], speeds, False, _why(entry["strategy"], speeds)
                       + f" (measured earlier, cached in {path})")
     speed = speed or measure
-    speeds = {s: speed(cfg, batch, seq_len, threads, s) for s in STRATEGIES}
-    best = max(STRATEGIES, key=lambda s: speeds[s])
+    speeds = dict.fromkeys(STRATEGIES, 0.0)
+    for _ in range(ROUNDS):  # alternating, so that a slow moment of the machine hits both
+        for s in STRATEGIES:
+            speeds[s] = max(speeds[s], speed(cfg, batch, seq_len, threads, s))
+    best = "whole" if speeds["whole"] > MARGIN * speeds["shards"] else "shards"
     cache[k] = {"strategy": best, "chars_per_second": {s: round(v) for s, v in speeds.items()}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +135,14 @@ def _why(best: str, speeds: dict) -> str:
     other = next(s for s in STRATEGIES if s != best)
     return (f"{best}: {speeds[best]:,.0f} chars/s here against {speeds.get(other, 0):,.0f} for "
             f"{other}")
+
+
+def _valid(entry) -> bool:
+    """A cache entry as choose() writes it (anything else is measured again)."""
+    return (isinstance(entry, dict) and entry.get("strategy") in STRATEGIES
+            and isinstance(entry.get("chars_per_second"), dict)
+            and all(isinstance(entry["chars_per_second"].get(s), (int, float))
+                    for s in STRATEGIES))
 
 
 def _read(path: Path) -> dict:

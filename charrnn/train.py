@@ -156,7 +156,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         _check_same_corpus(saved, corpus_id, corpus)
         model = _model_from(saved, vocab)
     model.threads = config.threads or group.default_threads()
-    config = _step_strategy(model, config, batches, group, progress)
+    config = _step_strategy(model, config, batches, group, progress, saved)
     if sample_every < 0 or sample_length < 1:
         raise CharrnnError("--sample-every must be >= 0 and --sample-length >= 1")
     run = Run(model, config, batches, val_ids, run_dir, corpus_id, group, progress, sample_every,
@@ -177,14 +177,19 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     return run.loop()
 
 
-def _step_strategy(model, config, batches, group, progress) -> TrainConfig:
-    """The model's step strategy: --strategy, or (auto) this machine's measured choice, agreed by
-    every process (rank 0's) and written into the options saved with the run."""
+def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfig:
+    """The model's step strategy: --strategy; on resume with auto, the run's own (the same bits);
+    else this machine's measured choice, measured by rank 0 alone (on its rows), and written into
+    the options saved with the run."""
     chosen = config.strategy
+    if chosen == "auto" and saved is not None and saved.train.strategy != "auto":
+        chosen = saved.train.strategy
     if chosen == "auto":
-        choice = strategy.choose(model.cfg, batches.batch_size // group.size,
-                                 max(1, round(batches.seq_len)), model.threads)
-        chosen = group.exchange(choice.strategy)[0]
+        if progress:  # the probe's first step compiles the kernels on a first run
+            jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
+        choice = group.on_root(strategy.choose, model.cfg, batches.batch_size // group.size,
+                               max(1, round(batches.seq_len)), model.threads)
+        chosen = choice.strategy
         if progress and choice.measured:
             print(f"charrnn: step strategy {choice.reason} (measured once for this model and "
                   "batch; --strategy to choose)", file=sys.stderr, flush=True)

@@ -1,3 +1,7 @@
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -5,6 +9,11 @@ from click.testing import CliRunner
 from charrnn.cli import cli
 from charrnn.config import ModelConfig
 from charrnn.model import Model
+
+# The step strategies the tests' runs measure go to a file of this session's own (and to the
+# subprocesses it starts), not into the checkout's numba cache folder.
+os.environ.setdefault("CHARRNN_STRATEGY_CACHE",
+                      str(Path(tempfile.mkdtemp(prefix="charrnn-strategies-")) / "strategies.json"))
 
 CELLS = ["rnn", "gru", "lstm"]
 

@@ -89,3 +89,28 @@ def test_schedules():
     tc = TrainConfig(lr=1.0, warmup_steps=4)
     assert [learning_rate(tc, s, 0, None) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert math.isclose(learning_rate(TrainConfig(lr=0.3), 7, 3, 10), 0.3)
+
+
+@pytest.mark.parametrize("kind,wd", [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
+def test_float32_adam_follows_float64(kind, wd):
+    """The update runs in the parameters' precision (float32 as PyTorch's does): 20 steps of it
+    stay within float32 rounding of the same steps in float64."""
+    rng = np.random.default_rng(0)
+    p64 = rng.normal(size=1001)
+    p32 = p64.astype(np.float32)
+    o64, o32 = Optimizer(kind, p64.size, weight_decay=wd, dtype=np.float64), \
+        Optimizer(kind, p32.size, weight_decay=wd)
+    for _ in range(20):
+        g = rng.normal(size=1001)
+        o64.step(p64, g, 1e-2)
+        o32.step(p32, g.astype(np.float32), 1e-2)
+    assert p32.dtype == np.float32
+    np.testing.assert_allclose(p32, p64, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 13, 1000])
+def test_sum_squares_in_lanes_is_the_sum(n):
+    from charrnn import updates as U
+    a = np.random.default_rng(n).normal(size=n).astype(np.float32)
+    assert U.sum_squares(a) == pytest.approx(float(np.sum(a.astype(np.float64) ** 2)), rel=1e-12,
+                                             abs=1e-12)
