@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import strategy
 from .cells import num_params
 from .config import ModelConfig
 from .model import Model
@@ -40,8 +41,10 @@ class Choice:
 
 
 def measure(cell, layers, hidden, vocab_size, batch_size, seq_len, threads=None) -> float:
-    """Training characters per second of one model on this machine (random data)."""
+    """Training characters per second of one model on this machine (random data), with the step
+    strategy it would train with here (strategy.choose: measured once, then cached)."""
     model = Model(ModelConfig(vocab_size, cell, hidden, layers), threads=threads)
+    model.strategy = strategy.choose(model.cfg, batch_size, seq_len, threads).strategy
     rng = np.random.default_rng(0)
     x = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
     y = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
