@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -140,14 +139,6 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
             "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", default="1,5")
@@ -164,7 +155,8 @@ def main():
                          for i in threadpool_info() if i.get("user_api") == "blas")
     except ImportError:
         blas = "unknown"
-    print(f"# {cpu_model()}, {len(os.sched_getaffinity(0))} cores; BLAS {blas}; "
+    from charrnn.strategy import cpu_name
+    print(f"# {cpu_name()}, {len(os.sched_getaffinity(0))} cores; BLAS {blas}; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", flush=True)
     rows = []
     for minutes in [float(m) for m in args.minutes.split(",")]:

@@ -9,7 +9,6 @@ import argparse
 import math
 import os
 import sys
-import time
 
 import numpy as np
 from numba import njit
@@ -19,6 +18,9 @@ sys.path.insert(0, ROOT)
 
 from charrnn import updates as U
 from charrnn.optim import Optimizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profile_step import per_call_ms
 
 
 @njit(error_model="numpy")
@@ -40,15 +42,6 @@ def adam_float64_math(params, m, v, grads, lr, beta1, beta2, eps, step):  # befo
         params[k] -= lr * (m[k] / bc1) / (math.sqrt(v[k] / bc2) + eps)
 
 
-def ms_per_call(f, seconds=0.5):
-    f()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        f()
-        n += 1
-    return (time.perf_counter() - t0) / n * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=873_000)
@@ -65,7 +58,7 @@ def main():
     print(f"{n:,} float32 parameters, one thread; ms per pass, best of 3 runs of 0.5 s\n")
     print("| pass | ms |\n|---|---|")
     for name, f in rows:
-        print(f"| {name} | {min(ms_per_call(f) for _ in range(3)):.3f} |")
+        print(f"| {name} | {min(per_call_ms(f) for _ in range(3)):.3f} |")
 
 
 if __name__ == "__main__":

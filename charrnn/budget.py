@@ -11,20 +11,15 @@ reached 1.471 with dropout 0.2 and 1.467 with 0.3, overfitting after half the ru
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-
-import numpy as np
 
 from . import strategy
 from .cells import num_params
 from .config import ModelConfig
-from .model import Model
 
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
 DROPOUT_RATIO, DROPOUT = 2.0, 0.3
-PROBE_SECONDS = 0.3  # per candidate, after one warm-up step
 
 
 @dataclass(frozen=True)
@@ -43,18 +38,9 @@ class Choice:
 def measure(cell, layers, hidden, vocab_size, batch_size, seq_len, threads=None) -> float:
     """Training characters per second of one model on this machine (random data), with the step
     strategy it would train with here (strategy.choose: measured once, then cached)."""
-    model = Model(ModelConfig(vocab_size, cell, hidden, layers), threads=threads)
-    model.strategy = strategy.choose(model.cfg, batch_size, seq_len, threads).strategy
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
-    y = rng.integers(0, vocab_size, (seq_len, batch_size)).astype(np.int32)
-    state = model.zero_state(batch_size)
-    model.loss_and_grad(x, y, state)  # warm-up (and the first compile)
-    n, t0 = 0, time.perf_counter()
-    while n < 2 or time.perf_counter() - t0 < PROBE_SECONDS:
-        model.loss_and_grad(x, y, state)
-        n += 1
-    return n * batch_size * seq_len / (time.perf_counter() - t0)
+    cfg = ModelConfig(vocab_size, cell, hidden, layers)
+    return strategy.measure(cfg, batch_size, seq_len, threads,
+                            strategy.choose(cfg, batch_size, seq_len, threads).strategy)
 
 
 def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size: int,

@@ -203,7 +203,7 @@ class Group:
         lack = not has and not self.root
         data = self.in_turns(lambda: load_corpus(gather(items, encoding), encoding)) \
             if not lack else self.in_turns(lambda: None)
-        if not any(not h for h in haves[1:]):
+        if all(haves[1:]):  # every host has its own copy
             return data
         head = self.exchange((data.vocab, data.path, data.hash, data.ids.dtype.str,
                               len(data.ids)) if self.root else None)[0]

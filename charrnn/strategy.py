@@ -82,9 +82,10 @@ def key(cfg, batch: int, seq_len: int, threads: int) -> str:
             f"{cfg.dropout}|batch {batch} x {seq_len}|{threads} threads")
 
 
-def measure(cfg, batch: int, seq_len: int, threads: int, strategy: str) -> float:
+def measure(cfg, batch: int, seq_len: int, threads: int | None, strategy: str) -> float:
     """Training characters per second (forward and backward) of a throwaway model of this shape
-    with this strategy, on random ids."""
+    with this strategy, on random ids, for about PROBE_SECONDS after a warm-up step (budget.py's
+    --auto probe is this too)."""
     from .model import Model
     model = Model(cfg, threads=threads)
     model.strategy = strategy
@@ -124,7 +125,7 @@ def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, json.dumps(cache, indent=1, sort_keys=True).encode())
-    except Exception:  # noqa: BLE001  (a cache that cannot be written only costs a re-measure)
+    except Exception:  # noqa: BLE001, S110  (an unwritable cache only costs a re-measure)
         pass
     return Choice(best, speeds, True, _why(best, speeds))
 
