@@ -158,7 +158,7 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
     corpus = list(corpus) or None
 
     def announce(model):
-        names = train_kernels(model.cfg.cell) + (SAMPLE if sample_every else ())
+        names = train_kernels(model.cfg.cell, distributed) + (SAMPLE if sample_every else ())
         notice(names, lambda m: click.echo(m, err=True))
     def explicit(name):
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT

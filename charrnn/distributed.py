@@ -51,6 +51,9 @@ from .threads import usable_cores
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
 SEND_CHUNK = 1 << 28  # corpus ids per Bcast to a host without the corpus
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
+# how the gradient is summed: "overlap" (each layer's slice while the backward goes on, Overlap)
+# or "blocking" (one Allreduce of the whole buffer after it); the same bits for 2 ranks
+ALLREDUCE_ENV, ALLREDUCE_MODES = "CHARRNN_ALLREDUCE", ("overlap", "blocking")
 INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
 LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
 
@@ -113,7 +116,10 @@ def connect() -> Group:
     if size is None:  # checked before importing mpi4py.MPI, which would start MPI here
         raise CharrnnError(f"--distributed runs as the ranks of an MPI job: {LAUNCH} "
                            f"(mpiexec comes with {INSTALL})")
-    _group = Group()
+    try:
+        _group = Group()
+    except CharrnnError as e:  # a bad setting in the environment, the same on every rank
+        raise RankError(str(e), report=rank == 0) from None
     return _group
 
 
@@ -145,6 +151,11 @@ class Group:
         except ValueError:
             raise CharrnnError(f"{TIMEOUT_ENV} must be a number of seconds, got "
                                f"{os.environ[TIMEOUT_ENV]!r}") from None
+        mode = os.environ.get(ALLREDUCE_ENV, ALLREDUCE_MODES[0])
+        if mode not in ALLREDUCE_MODES:
+            raise CharrnnError(f"{ALLREDUCE_ENV} must be one of {', '.join(ALLREDUCE_MODES)}, "
+                               f"got {mode!r}")
+        self.overlap = mode == "overlap"  # Group.reducer
         self._waiting_since, self._watchdog_started = None, False
         self.hosts = [socket.gethostname()] * self.size  # each rank's, from ready() on
 
@@ -275,15 +286,25 @@ class Group:
         this rank's rows (batches.span()), so the random stream advances as in one process."""
         return _RowsOfRng(rng, batches)
 
-    def add_gradients(self, grads: np.ndarray, loss: float) -> float:
+    def reducer(self, grads: np.ndarray):
+        """What Model.backward hands each finished slice of grads to (Overlap): the
+        Allreduce of a layer's gradients runs while the layers below are computed. None when
+        self.overlap is off: add_gradients then reduces the whole buffer after the backward."""
+        return Overlap(self, grads) if self.overlap else None
+
+    def add_gradients(self, grads: np.ndarray, loss: float, reducer=None) -> float:
         """Sum every rank's share of the gradient in place (its rows' summed loss over the
         whole batch's count: Model.loss_and_grad with predictions=): the mean over the global
-        batch. Returns the global mean loss (reduced alongside)."""
+        batch; with a reducer, by waiting for its slices' Allreduces. Returns the global mean
+        loss (reduced alongside)."""
         MPI = self.MPI
         mean = np.array([loss], np.float64)
         with self._waiting():
             pending = self.comm.Iallreduce(MPI.IN_PLACE, mean, op=MPI.SUM)
-            self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+            if reducer is None:
+                self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+            else:
+                reducer.wait()
             pending.Wait()
         return float(mean[0])
 
@@ -426,6 +447,28 @@ class Group:
                 threading.Timer(4.0, os._exit, (3,)).start()
                 time.sleep(0.5)
                 self.comm.Abort(3)
+
+
+class Overlap:
+    """The gradient's Allreduce in slices, each started as the backward makes it final (the
+    reducer of Model.backward): non-blocking MPI_Iallreduce, moved on by progress() while the
+    compiled backward runs on a worker thread, waited for in Group.add_gradients. Every rank
+    starts the same slices in the same order. Summing a slice is what summing the whole buffer
+    does to its elements, so the bits are those of one Allreduce for 2 ranks."""
+
+    def __init__(self, group: Group, grads: np.ndarray):
+        self.MPI, self.comm, self.grads, self.requests = group.MPI, group.comm, grads, []
+
+    def start(self, lo: int, hi: int):
+        self.requests.append(self.comm.Iallreduce(self.MPI.IN_PLACE, self.grads[lo:hi],
+                                                  op=self.MPI.SUM))
+
+    def progress(self):
+        self.MPI.Request.Testall(self.requests)
+
+    def wait(self):
+        self.MPI.Request.Waitall(self.requests)
+        self.requests = []
 
 
 # -- small parts -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The training loop (run.py) speaks to its group and never asks whether there is more than one
 process: the job of a group is to make R processes compute what one process computes. `Solo` is
 the one-process group, where every collective is the identity; `distributed.Group` implements
-the same methods over MPI (every rank takes its rows of each batch, gradients are averaged with
+the same methods over MPI (every rank takes its rows of each batch, gradients are summed with
 an Allreduce, rank 0 alone writes). The methods, in the order a run meets them:
 
     in_turns(load, *args)                 setup: build a cache without two writers at once
@@ -14,7 +14,8 @@ an Allreduce, rank 0 alone writes). The methods, in the order a run meets them:
     ready(params, corpus_id)              the end of setup: the same corpus and parameters
     record_batches(batches)               this process's records of every training batch
     my_rows(state), rows_of_rng(rng, b)   this process's rows of the carried state, of dropout
-    add_gradients(grads, loss)            every process's share added: the global batch's mean
+    reducer(grads)                        what the backward hands each finished layer to
+    add_gradients(grads, loss, reducer)   every process's share added: the global batch's mean
     after_step(params, step)              every so often, check that the ranks still agree
     any(*flags)                           each flag, true everywhere when true anywhere
     exchange(value)                       every process's value, in rank order
@@ -36,6 +37,7 @@ class Solo:
 
     rank, size, root = 0, 1, True
     distributed = False  # not an MPI job (setup refuses what MPI cannot do yet)
+    overlap = False      # the backward runs in one call (see distributed.Group.reducer)
 
     def in_turns(self, load, *args):
         return load(*args)
@@ -64,7 +66,10 @@ class Solo:
     def rows_of_rng(self, rng, batches):
         return rng
 
-    def add_gradients(self, grads, loss: float) -> float:
+    def reducer(self, grads):
+        return None  # nothing to send: the backward runs in one call
+
+    def add_gradients(self, grads, loss: float, reducer=None) -> float:
         return loss
 
     def after_step(self, params, step: int) -> None:

@@ -25,11 +25,13 @@ def forward_kernels(cell: str | None = None) -> tuple:
     return ((stack, "stack_forward"),)
 
 
-def train_kernels(cell: str | None = None) -> tuple:
+def train_kernels(cell: str | None = None, phased: bool = False) -> tuple:
     """The compiled entry points a training step runs (with Adam; the other optimizers are
-    small and compile in about a second)."""
-    return forward_kernels(cell) + ((stack, "stack_backward"), (U, "sum_squares"),
-                                    (U, "adam_update"))
+    small and compile in about a second); phased: the backward in phases (an MPI job's
+    overlapped Allreduce, Model.backward's reducer)."""
+    backward = (((stack, "stack_backward_top"), (stack, "stack_backward_layer")) if phased
+                else ((stack, "stack_backward"),))
+    return forward_kernels(cell) + backward + ((U, "sum_squares"), (U, "adam_update"))
 
 
 def needs_compiling(names) -> bool:
@@ -51,15 +53,15 @@ def notice(names, echo) -> None:
         echo("charrnn: compiling its kernels for the first run (once; up to about a minute) ...")
 
 
-def warm_up(model, config, sampling: bool = False) -> float:
+def warm_up(model, config, sampling: bool = False, phased: bool = False) -> float:
     """Compile (or load from numba's cache) every kernel a training run calls, on throwaway
     arrays, before the run's clock starts: a first run's compilation is not taken from its
     --time-limit. Leaves the model's parameters, gradients and random state as they were.
-    Returns the seconds it took."""
+    phased: the run's backward goes in phases (train_kernels). Returns the seconds it took."""
     t0 = time.perf_counter()
     x = np.zeros((1, 1), np.int32)
     model.forward(x, x, model.zero_state(1))
-    model.backward()
+    model.backward(reducer=_Idle() if phased else None)
     model.zero_grad()
     one = np.zeros(1, model.dtype)
     clip_gradients(one, config.grad_clip, config.clip_mode)
@@ -67,3 +69,13 @@ def warm_up(model, config, sampling: bool = False) -> float:
     if sampling and model.vocab is not None:
         sample(model, 1, 0.8, seed=0)
     return time.perf_counter() - t0
+
+
+class _Idle:
+    """A reducer that sends nothing (Model.backward): the phased backward, compiled alone."""
+
+    def start(self, lo: int, hi: int):
+        pass
+
+    def progress(self):
+        pass

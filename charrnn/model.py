@@ -138,12 +138,18 @@ class Model:
         """Targets that count in the loss: all but padding (at least 1, so a mean is defined)."""
         return max(1, y.size - int(np.count_nonzero(y == IGNORE)))
 
-    def backward(self, x=None, want_state_grad: bool = False):
+    def backward(self, x=None, want_state_grad: bool = False, reducer=None):
         """Gradients of the last forward's mean loss, written into self.grads.
 
         Each shard's gradients go to its own buffer (the first shard's is self.grads); they are
         then added in shard order. Returns (dh0, dc0), each (L, B, H), when want_state_grad.
         x is accepted for compatibility and must be the last forward's input if given.
+
+        reducer (a distributed job's, see distributed.Overlap): the backward runs in phases,
+        the decoder's then each layer's from the top (grad_segments()); as each phase ends,
+        reducer.start(lo, hi) is given the slice of self.grads it made final, and while a phase
+        runs the calling thread calls reducer.progress() every half millisecond, so an Allreduce
+        of the finished slices moves while the layers below are computed. Same bits either way.
         """
         if self._last is None or self._last[1].shape[0] == 0:
             raise ValueError("backward needs a forward with targets first")
@@ -159,25 +165,55 @@ class Model:
         dc0 = np.zeros((L, B, H), self.dtype)
         grads = [self.grads] + self._grad_buffers(len(shards) - 1)
         scale = self.dtype.type(1.0 / count)
+        if reducer is None:
+            def task(i, b0, b1):
+                return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
+                                                    self.params, self.offs, code, relu, L, H,
+                                                    V, b0, b1, scale)
+            workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
+                        self._blas_threads())
+            for g in grads[1:]:
+                self.grads += g
+            return (dh0, dc0) if want_state_grad else None
 
-        def task(i, b0, b1):
-            return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
-                                                self.params, self.offs, code, relu, L, H, V,
-                                                b0, b1, scale)
-        workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)], self._blas_threads())
-        for g in grads[1:]:
-            self.grads += g
+        def top(i, b0, b1):
+            return lambda: stack.stack_backward_top(grads[i], ws[i], xs, yy, self.params,
+                                                    self.offs, code, L, H, V, b0, b1, scale)
+
+        def layer(k):
+            return lambda i, b0, b1: lambda: stack.stack_backward_layer(
+                k, grads[i], dh0, dc0, ws[i], xs, drop, self.params, self.offs, code, relu, L,
+                H, V, b0, b1)
+
+        for phase, (lo, hi) in zip([top] + [layer(k) for k in range(L - 1, -1, -1)],
+                                   self.grad_segments()):
+            workers.run_polled([phase(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
+                               self._blas_threads(), reducer.progress)
+            for g in grads[1:]:
+                self.grads[lo:hi] += g[lo:hi]
+            reducer.start(lo, hi)
         return (dh0, dc0) if want_state_grad else None
 
-    def loss_and_grad(self, x, y, state, rng=None, predictions: int | None = None):
-        """forward(train=True) then backward; returns (loss, final state)."""
+    def grad_segments(self) -> list[tuple[int, int]]:
+        """[lo, hi) slices of the flat gradient in the order backward finishes them: the
+        decoder's, then layer L-1's, ..., layer 0's (cells.param_layout keeps each contiguous)."""
+        offs, L = [int(o) for o in self.offs] + [self.params.size], self.cfg.layers
+        return [(offs[4 * L], offs[-1])] + [(offs[4 * k], offs[4 * k + 4])
+                                             for k in range(L - 1, -1, -1)]
+
+    def loss_and_grad(self, x, y, state, rng=None, predictions: int | None = None,
+                      reducer=None):
+        """forward(train=True) then backward (with its reducer); returns (loss, final
+        state)."""
         if np.shape(x)[1:] == (0,):  # no rows (a rank's share of a small last batch): adds 0
             if self.cfg.dropout > 0:
                 self._masks(np.shape(x)[0], 0, rng)  # the random stream moves on as elsewhere
             self.zero_grad()
+            for lo, hi in self.grad_segments() if reducer is not None else ():
+                reducer.start(lo, hi)  # the other ranks' collectives, matched in order
             return 0.0, state
         loss, state = self.forward(x, y, state, train=True, rng=rng, predictions=predictions)
-        self.backward()
+        self.backward(reducer=reducer)
         return loss, state
 
     def logits(self, x, state=None):

@@ -206,9 +206,10 @@ class Run:
         if w == 0 or c.records:
             self.state = self.model.zero_state(x.shape[1])
         chars = b.predictions(w, epoch)  # in the whole batch: every process's rows
+        reducer = self.group.reducer(self.model.grads)  # MPI: layers sent as they are done
         loss, state = self.model.loss_and_grad(x, y, self.state, rng=self.step_rng,
-                                               predictions=chars)
-        loss = self.group.add_gradients(self.model.grads, loss)  # the global batch's mean
+                                               predictions=chars, reducer=reducer)
+        loss = self.group.add_gradients(self.model.grads, loss, reducer)  # the global mean
         norm = clip_gradients(self.model.grads, c.grad_clip, c.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)) or loss > self.diverged_loss:
             raise CharrnnError(

@@ -215,14 +215,23 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     """Backward of shard [b0, b1) after its stack_forward with targets: gradients of
     scale * (summed loss) written into grads (P,), which is zeroed here first (the one place).
 
-    dh0, dc0 (L, B, H) out: gradients of the initial state (this shard's rows).
+    dh0, dc0 (L, B, H) out: gradients of the initial state (this shard's rows). The same as
+    stack_backward_top then stack_backward_layer for k = L-1 .. 0 (the phases an overlapped
+    Allreduce waits between), in one call.
     """
-    T, S, G = x.shape[0], b1 - b0, _gates(cell)
-    GH, N = G * H, T * (b1 - b0)
+    stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, scale)
+    for k in range(L - 1, -1, -1):
+        stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, relu, L, H, V,
+                             b0, b1)
+
+
+@njit(**KW)
+def stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, scale):
+    """The first phase of stack_backward: grads zeroed, the decoder's gradients written (its
+    slice of grads is then final for this shard) and the top layer's output gradient (in ws)."""
+    T, S = x.shape[0], b1 - b0
+    N = T * S
     xp, h, xin, act, dgh, hn, c, tc, probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
-    dgx = xp
-    dh_rec, dc, carry = rec[0], rec[1], rec[2]
-    dh_rec_t = rec[3].reshape((H, S))
     grads[:] = 0.0
     Wd = _mat(params, offs[4 * L], H, V)
     for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place; 0 for padding
@@ -236,36 +245,49 @@ def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L,
     np.dot(top.T, probs, _mat(grads, offs[4 * L], H, V))
     _column_sums(grads[offs[4 * L + 1]: offs[4 * L + 1] + V], probs)
     np.dot(probs, Wd.T, dx.reshape((N, H)))
-    for k in range(L - 1, -1, -1):
-        D = V if k == 0 else H
-        Wx, Wh, _bx, _bh = _layer_weights(params, offs, k, D, H, GH)
-        gWx, gWh, gbx, gbh = _layer_weights(grads, offs, k, D, H, GH)
-        if drop.shape[0] != 0:
-            for t in range(T):
-                for s in range(S):
-                    dx[t, s] *= drop[k, t, b0 + s]
-        dh_rec[:] = 0.0
-        dc[:] = 0.0
-        carry[:] = 0.0
-        for t in range(T - 1, -1, -1):
+
+
+@njit(**KW)
+def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, relu, L, H, V, b0,
+                         b1):
+    """Layer k's phase of stack_backward (after layer k+1's, or the top's for k = L-1): its
+    weight gradients (its slice of grads is then final for this shard), its rows of dh0 and dc0,
+    and the output gradient of layer k-1 (in ws)."""
+    T, S, G = x.shape[0], b1 - b0, _gates(cell)
+    GH = G * H
+    xp, h, xin, act, dgh, hn, c, tc, probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
+    dgx = xp
+    dh_rec, dc, carry = rec[0], rec[1], rec[2]
+    dh_rec_t = rec[3].reshape((H, S))
+    D = V if k == 0 else H
+    Wx, Wh, _bx, _bh = _layer_weights(params, offs, k, D, H, GH)
+    gWx, gWh, gbx, gbh = _layer_weights(grads, offs, k, D, H, GH)
+    if drop.shape[0] != 0:
+        for t in range(T):
+            for s in range(S):
+                dx[t, s] *= drop[k, t, b0 + s]
+    dh_rec[:] = 0.0
+    dc[:] = 0.0
+    carry[:] = 0.0
+    for t in range(T - 1, -1, -1):
+        if cell == K.CELL_LSTM:
+            K.lstm_step_backward(dgx[k, t], dc, act[k, t], tc[k, t], c[k, t], dx[t], dh_rec)
+        elif cell == K.CELL_GRU:
+            K.gru_step_backward(dgx[k, t], dgh[k, t], carry, act[k, t], hn[k, t], h[k, t],
+                                dx[t], dh_rec)
+        else:
+            K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
+        # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
+        # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
+        np.dot(Wh, dgh[k, t].T, dh_rec_t)
+        _transpose(dh_rec, dh_rec_t)
+    for s in range(S):
+        for j in range(H):
+            dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
             if cell == K.CELL_LSTM:
-                K.lstm_step_backward(dgx[k, t], dc, act[k, t], tc[k, t], c[k, t], dx[t], dh_rec)
-            elif cell == K.CELL_GRU:
-                K.gru_step_backward(dgx[k, t], dgh[k, t], carry, act[k, t], hn[k, t], h[k, t],
-                                    dx[t], dh_rec)
-            else:
-                K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
-            # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
-            # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
-            np.dot(Wh, dgh[k, t].T, dh_rec_t)
-            _transpose(dh_rec, dh_rec_t)
-        for s in range(S):
-            for j in range(H):
-                dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
-                if cell == K.CELL_LSTM:
-                    dc0[k, b0 + s, j] = dc[s, j]
-        _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
-                      xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
+                dc0[k, b0 + s, j] = dc[s, j]
+    _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
+                  xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
 
 
 @njit(**KW)

@@ -8,7 +8,7 @@ the cores, so while shards run every BLAS library in the process is held at one 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _controller = None
@@ -47,12 +47,28 @@ def run(tasks, blas_threads: int = 1):
     with _blas().limit(limits=blas_threads, user_api="blas"):
         if len(tasks) == 1:
             return [tasks[0]()]
-        pool = _pools.get(len(tasks) - 1)
-        if pool is None:
-            pool = _pools[len(tasks) - 1] = ThreadPoolExecutor(len(tasks) - 1, "charrnn")
-        futures = [pool.submit(t) for t in tasks[1:]]
+        futures = [_pool(len(tasks) - 1).submit(t) for t in tasks[1:]]
         try:
             first = tasks[0]()
         finally:
             rest = [f.result() for f in futures]
         return [first] + rest
+
+
+def run_polled(tasks, blas_threads: int, poll, every: float = 5e-4):
+    """run(), with every task on a worker thread while the calling thread calls poll() each
+    `every` seconds until all are done: MPI makes progress on a non-blocking collective only
+    inside MPI calls, and the calling thread is the one that speaks MPI."""
+    with _blas().limit(limits=blas_threads, user_api="blas"):
+        futures = [_pool(len(tasks)).submit(t) for t in tasks]
+        while wait(futures, timeout=every).not_done:
+            poll()
+        return [f.result() for f in futures]
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The pool of n worker threads (made once, kept)."""
+    pool = _pools.get(n)
+    if pool is None:
+        pool = _pools[n] = ThreadPoolExecutor(n, "charrnn")
+    return pool

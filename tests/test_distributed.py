@@ -301,3 +301,81 @@ def test_records_two_ranks_equal_one_process(tmp_path):
     assert abs(meta["progress"]["last_val_loss"] - one.last_val_loss) < 1e-5
     straight = ckpt.load(tmp_path / "one" / "last.npz")[0]
     assert meta["progress"]["chars_seen"] == straight["progress"]["chars_seen"]
+
+
+# -- the overlapped Allreduce: the backward in phases, each layer sent as it is done --------------
+
+class _Recorder:
+    """A reducer that checks each slice is final when handed over."""
+
+    def __init__(self, model, final):
+        self.model, self.final, self.slices, self.polls = model, final, [], 0
+
+    def start(self, lo, hi):
+        np.testing.assert_array_equal(self.model.grads[lo:hi], self.final[lo:hi])
+        self.slices.append((lo, hi))
+
+    def progress(self):
+        self.polls += 1
+
+
+@pytest.mark.parametrize("cell,strategy", [("lstm", "shards"), ("gru", "whole"),
+                                           ("rnn", "shards")])
+def test_phased_backward_hands_over_final_slices_in_order(cell, strategy):
+    """Model.backward with a reducer: the same bits as one call, every slice final when handed
+    over, the slices the decoder's and then each layer's from the top, covering the buffer."""
+    from charrnn.config import ModelConfig
+    from charrnn.model import Model
+    m = Model(ModelConfig(20, cell, 24, 3, dropout=0.3), seed=1)
+    m.threads, m.strategy = 2, strategy
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 20, (9, 6)), rng.integers(0, 20, (9, 6))
+    m.loss_and_grad(x, y, m.zero_state(6), rng=np.random.default_rng(3))
+    final = m.grads.copy()
+    r = _Recorder(m, final)
+    m.grads[:] = np.nan  # nothing of the last backward may be left to pass as this one's
+    m.loss_and_grad(x, y, m.zero_state(6), rng=np.random.default_rng(3), reducer=r)
+    np.testing.assert_array_equal(m.grads, final)
+    views = charrnn.cells.param_offsets(m.cfg)
+    assert r.slices[0] == (int(views[-2]), m.params.size)  # the decoder first
+    assert sorted(r.slices) == [(int(views[4 * k]), int(views[4 * k + 4])) for k in range(3)] \
+        + [r.slices[0]]
+    assert [lo for lo, _ in r.slices[1:]] == sorted((lo for lo, _ in r.slices[1:]), reverse=True)
+
+
+def test_a_rank_without_rows_hands_over_every_slice():
+    """A zero-row share still starts every slice's Allreduce, in order (the others wait on it)."""
+    from charrnn.config import ModelConfig
+    from charrnn.model import Model
+    m = Model(ModelConfig(20, "lstm", 8, 2), seed=1)
+    m.grads[:] = 1.0
+    r = _Recorder(m, np.zeros_like(m.grads))
+    empty = np.zeros((5, 0), np.int32)
+    assert m.loss_and_grad(empty, empty, m.zero_state(0), reducer=r)[0] == 0.0
+    assert r.slices == m.grad_segments() and len(r.slices) == 3
+
+
+def test_polled_run_polls_while_the_tasks_run():
+    import threading
+    from charrnn import threads as workers
+    gate, polls = threading.Event(), []
+    out = workers.run_polled([lambda: gate.wait(5) and 1, lambda: 2], 1,
+                             lambda: polls.append(1) if len(polls) < 5 else gate.set())
+    assert out == [1, 2] and len(polls) == 5
+
+
+@needs_mpi
+def test_overlapped_and_blocking_allreduce_give_the_same_bits(tiny_corpus, tmp_path):
+    """CHARRNN_ALLREDUCE=overlap (the default) and blocking: 2 ranks, 2 layers with dropout,
+    2 threads a rank (the shards' sums too), identical parameters."""
+    args = ["--model", "gru", "--hidden", "16", "--layers", "2", "--dropout", "0.2",
+            "--threads", "2", *cli_args(**OPTS, max_steps=15)]
+    for mode in ("overlap", "blocking"):
+        p = launch(2, tiny_corpus, tmp_path / mode, *args, env={"CHARRNN_ALLREDUCE": mode})
+        assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(saved(tmp_path / "overlap")[1]["params"],
+                                  saved(tmp_path / "blocking")[1]["params"])
+    p = launch(2, tiny_corpus, tmp_path / "bad", *args, env={"CHARRNN_ALLREDUCE": "fast"})
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [
+        "error: CHARRNN_ALLREDUCE must be one of overlap, blocking, got 'fast'"]
