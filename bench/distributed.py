@@ -41,6 +41,9 @@ GLOBAL = (64, 128, 256, 512, 1024)     # global batch sizes of the projection
 HOSTS = (2, 4, 8, 16, 32, 64)  # the columns of the projection
 LINKS = {"10 Gb/s": 10e9, "25 Gb/s": 25e9}
 LATENCY = 50e-6  # s per message over TCP on Ethernet (assumed, typical), 2(K-1) messages a ring
+LINK_SETTINGS = ("local", "tcp", "tcp+tbf rate 1gbit burst 128kb latency 200ms",
+                 "tcp+tbf rate 250mbit burst 64kb latency 400ms", "tcp+netem delay 1ms",
+                 "tcp+netem delay 10ms")
 
 
 def training_step(cell, layers, hidden, rows, threads, group=None):
@@ -60,9 +63,10 @@ def training_step(cell, layers, hidden, rows, threads, group=None):
 
     def step():
         share = None if group is None else T * rows * group.size  # the global batch's count
-        loss, state[0] = m.loss_and_grad(x, y, state[0], predictions=share)
+        reducer = None if group is None else group.reducer(m.grads)
+        loss, state[0] = m.loss_and_grad(x, y, state[0], predictions=share, reducer=reducer)
         if group is not None:
-            group.add_gradients(m.grads, loss)
+            group.add_gradients(m.grads, loss, reducer)
         clip_gradients(m.grads, 5.0)
         opt.step(m.params, m.grads, 2e-3)
 
@@ -125,6 +129,96 @@ def worker_ranks(names):
     return out if group.root else None
 
 
+def worker_overlap(names):
+    """Under mpiexec (any layout), 1 thread per rank: seconds per training step with the
+    overlapped Allreduce and with the blocking one, in alternating windows (3 of each)."""
+    from charrnn.distributed import connect
+    group = connect()
+    out = {}
+    for name in names:
+        cell, layers, hidden = CONFIGS[name][:3]
+        m, step = training_step(cell, layers, hidden, B // group.size, 1, group)
+        sync = lambda n: group.comm.bcast(n, root=0)  # noqa: E731
+        times = {"overlap": [], "blocking": []}
+        for _ in range(3):
+            for mode in times:
+                group.overlap = mode == "overlap"
+                times[mode].append(seconds_per_step(step, reps=1, sync=sync))
+        out[name] = {k: statistics.median(v) for k, v in times.items()}
+        out[name].update(rounds=times, params=int(m.params.size), ranks=group.size)
+    return out if group.root else None
+
+
+def measure_overlap(names, links: list[str]) -> dict:
+    """worker_overlap on each link: "local" (2 ranks on this host, shared memory), "tcp" (2
+    network namespaces as hosts, MPI over TCP on a virtual link), "tcp+<tc qdisc spec>" (that
+    link shaped, e.g. tcp+tbf rate 1gbit burst 1mb latency 100ms, or tcp+netem delay 1ms).
+    A link that cannot be made here is reported with the reason."""
+    me = [sys.executable, os.path.abspath(__file__), "--configs", ",".join(names), "--worker",
+          "overlap"]
+    results, hosts = {}, None
+    try:
+        for link in links:
+            try:
+                if link == "local":
+                    cmd = [mpiexec(), "-n", "2", *me]
+                else:
+                    hosts = hosts or make_hosts()
+                    spec = link.split("+", 1)[1].split() if "+" in link else None
+                    hosts.shape(spec)
+                    cmd = hosts.mpiexec(2, me, env={"PYTHONPATH": str(HERE.parent)})
+                r = subprocess.run(cmd, capture_output=True, text=True, cwd="/", timeout=900)
+                if r.returncode != 0:
+                    raise RuntimeError(r.stderr.strip().splitlines()[-1:] or r.returncode)
+                results[link] = json.loads(r.stdout)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+                why = getattr(e, "stderr", None) or str(e)
+                results[link] = {"unavailable": str(why).strip()}
+            print(link, json.dumps(results[link])[:300], file=sys.stderr, flush=True)
+    finally:
+        if hosts is not None:
+            hosts.remove()
+    return results
+
+
+def make_hosts():
+    """Two namespace hosts (tests/netns.py); raises RuntimeError where they cannot be made."""
+    import tempfile
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from netns import Hosts, why_not
+    why = why_not()
+    if why:
+        raise RuntimeError(why)
+    hosts = Hosts(2, Path(tempfile.mkdtemp(prefix="charrnn-bench-hosts-")))
+    try:
+        hosts.make()
+    except subprocess.CalledProcessError as e:
+        hosts.remove()
+        raise RuntimeError(e.stderr.strip()) from None
+    return hosts
+
+
+def overlap_report(results: dict) -> list[str]:
+    lines = ["## Measured here: the Allreduce overlapped with the backward, against blocking\n",
+             (f"2 ranks x 1 thread, batch {B} ({B // 2} rows a rank), seq {T}; the full training "
+              "step (forward, backward, Allreduce, clip, Adam), ms a step, median of 3 windows of "
+              "~0.7 s each mode, the modes alternating (CHARRNN_ALLREDUCE=overlap|blocking). "
+              "local: both ranks on this host (shared memory); tcp: two network namespaces as "
+              "hosts (tests/netns.py), MPI over TCP (UCX_TLS=tcp) across a virtual bridge; "
+              "tcp+SPEC: each host's link shaped by `tc qdisc ... SPEC`.\n"),
+             "| link | model | gradient MB | blocking ms | overlap ms | blocking/overlap |",
+             "|---|---|---|---|---|---|"]
+    for link, r in results.items():
+        if "unavailable" in r:
+            lines.append(f"| {link} | (not measured: {r['unavailable'][:160]}) | | | | |")
+            continue
+        for name, v in r.items():
+            lines.append(f"| {link} | {name} | {4 * v['params'] / 1e6:.1f} | "
+                         f"{v['blocking'] * 1e3:.1f} | {v['overlap'] * 1e3:.1f} | "
+                         f"{v['blocking'] / v['overlap']:.2f} |")
+    return lines + [""]
+
+
 def mpiexec() -> str:
     here = Path(sys.executable).parent / "mpiexec"
     return str(here) if here.exists() else "mpiexec"
@@ -185,12 +279,17 @@ def projection(single, ranks) -> list[str]:
     return lines
 
 
-def report(single, ranks, load: float) -> list[str]:
+def report(single, ranks, load: float, overlap: dict) -> list[str]:
     lines = ["# Distributed training on this machine, and projected to clusters\n",
              (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"`python bench/distributed.py`\n"), *[f"- {x}" for x in machine()],
              (f"- load average (1 min) just before the run: {load:.2f} (other work on this "
-             "2-core machine shows up in every number)"), "",
+             "2-core machine shows up in every number)"), ""]
+    if overlap:
+        lines += overlap_report(overlap)
+    if single is None:
+        return lines
+    lines += [
              "## Measured here: 1 process x 2 threads against 2 MPI ranks x 1 thread\n",
              (f"Batch {B} (2 ranks: {B // 2} rows each), seq {T}, vocabulary {V}, Adam, clipping. "
              "Allreduce: one MPI_Allreduce (sum) of the float32 gradient buffer between the two "
@@ -217,32 +316,41 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default=",".join(n for n in CONFIGS if CONFIGS[n][3:] == (B, T)))
     ap.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
-    ap.add_argument("--worker", choices=["single", "ranks"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["single", "ranks", "overlap"], help=argparse.SUPPRESS)
+    ap.add_argument("--links", default=";".join(LINK_SETTINGS),
+                    help="the overlap part's links, ';'-separated (see measure_overlap); "
+                    "'' skips it")
+    ap.add_argument("--overlap-only", action="store_true", help="only the overlap part")
     ap.add_argument("--from-json", help="redo the report from saved measurements")
     a = ap.parse_args()
     names = a.configs.split(",")
     if a.from_json:
         d = json.loads(Path(a.from_json).read_text())
-        single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
-                  for k, v in d["single"].items()}
-        print("\n".join(report(single, d["ranks"], d["load"])))
+        single = d["single"] and {k: dict(v, t={int(b): s for b, s in v["t"].items()})
+                                  for k, v in d["single"].items()}
+        print("\n".join(report(single, d["ranks"], d["load"], d.get("overlap") or {})))
         return
     if a.worker:
-        result = (worker_single if a.worker == "single" else worker_ranks)(names)
+        result = {"single": worker_single, "ranks": worker_ranks,
+                  "overlap": worker_overlap}[a.worker](names)
         if result is not None:
             print(json.dumps(result))
         return
     load = os.getloadavg()[0]
-    me = [sys.executable, os.path.abspath(__file__), "--configs", a.configs]
-    ranks = subprocess.run([mpiexec(), "-n", "2", *me, "--worker", "ranks"], check=True,
-                           capture_output=True, text=True).stdout
-    single = subprocess.run([*me, "--worker", "single"], check=True, capture_output=True,
-                            text=True).stdout
-    single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
-              for k, v in json.loads(single).items()}
+    links = [link for link in a.links.split(";") if link.strip()]
+    overlap = measure_overlap(names, links) if links else {}
+    single = ranks = None
+    if not a.overlap_only:
+        me = [sys.executable, os.path.abspath(__file__), "--configs", a.configs]
+        ranks = json.loads(subprocess.run([mpiexec(), "-n", "2", *me, "--worker", "ranks"],
+                                          check=True, capture_output=True, text=True).stdout)
+        single = subprocess.run([*me, "--worker", "single"], check=True, capture_output=True,
+                                text=True).stdout
+        single = {k: dict(v, t={int(b): s for b, s in v["t"].items()})
+                  for k, v in json.loads(single).items()}
     Path(a.out).with_suffix(".json").write_text(json.dumps(
-        {"single": single, "ranks": json.loads(ranks), "load": load}, indent=1))
-    text = "\n".join(report(single, json.loads(ranks), load)) + "\n"
+        {"single": single, "ranks": ranks, "overlap": overlap, "load": load}, indent=1))
+    text = "\n".join(report(single, ranks, load, overlap)) + "\n"
     Path(a.out).write_text(text)
     print(text)
 

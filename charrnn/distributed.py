@@ -51,9 +51,12 @@ from .threads import usable_cores
 CHECK_EVERY = 100  # steps between parameter checksums (a crc32 of 13 MB takes ~4 ms)
 SEND_CHUNK = 1 << 28  # corpus ids per Bcast to a host without the corpus
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
-# how the gradient is summed: "overlap" (each layer's slice while the backward goes on, Overlap)
-# or "blocking" (one Allreduce of the whole buffer after it); the same bits for 2 ranks
-ALLREDUCE_ENV, ALLREDUCE_MODES = "CHARRNN_ALLREDUCE", ("overlap", "blocking")
+# How the gradient is summed: "overlap" (each layer's slice while the backward goes on, Overlap),
+# "blocking" (one Allreduce of the whole buffer after it; the same bits for 2 ranks), or "auto":
+# overlap when the ranks span hosts, blocking on one host, where the Allreduce goes through
+# shared memory in ~1% of a step and overlap's polling only takes cycles from the compute
+# (bench/distributed.py: 2 ranks, LSTM 2x256, one host 0.96-0.99x, 1 Gb/s link 1.08x).
+ALLREDUCE_ENV, ALLREDUCE_MODES = "CHARRNN_ALLREDUCE", ("auto", "overlap", "blocking")
 INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
 LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
 
@@ -155,7 +158,10 @@ class Group:
         if mode not in ALLREDUCE_MODES:
             raise CharrnnError(f"{ALLREDUCE_ENV} must be one of {', '.join(ALLREDUCE_MODES)}, "
                                f"got {mode!r}")
-        self.overlap = mode == "overlap"  # Group.reducer
+        # Group.reducer; Overlap calls MPI from two threads, one at a time
+        spans_hosts = self.comm.allreduce(int(self.local_size < self.size), op=MPI.MAX) > 0
+        self.overlap = (mode == "overlap" or mode == "auto" and spans_hosts) and \
+            MPI.Query_thread() >= MPI.THREAD_SERIALIZED
         self._waiting_since, self._watchdog_started = None, False
         self.hosts = [socket.gethostname()] * self.size  # each rank's, from ready() on
 
@@ -452,19 +458,27 @@ class Group:
 class Overlap:
     """The gradient's Allreduce in slices, each started as the backward makes it final (the
     reducer of Model.backward): non-blocking MPI_Iallreduce, moved on by progress() while the
-    compiled backward runs on a worker thread, waited for in Group.add_gradients. Every rank
+    compiled backward runs (from a thread of its own, threads.polling: MPI_THREAD_SERIALIZED),
+    waited for in Group.add_gradients. Every rank
     starts the same slices in the same order. Summing a slice is what summing the whole buffer
     does to its elements, so the bits are those of one Allreduce for 2 ranks."""
 
+    # seconds between progress() calls: at 0.5 ms the polling cost 4-16% of a step where there
+    # was little to hide, at 2 ms 1-4%, hiding as much (bench/distributed.py, LSTM 2x256)
+    every = 2e-3
+
     def __init__(self, group: Group, grads: np.ndarray):
         self.MPI, self.comm, self.grads, self.requests = group.MPI, group.comm, grads, []
+        self.lock = threading.Lock()  # start and progress come from two threads: one at a time
 
     def start(self, lo: int, hi: int):
-        self.requests.append(self.comm.Iallreduce(self.MPI.IN_PLACE, self.grads[lo:hi],
-                                                  op=self.MPI.SUM))
+        with self.lock:
+            self.requests.append(self.comm.Iallreduce(self.MPI.IN_PLACE, self.grads[lo:hi],
+                                                      op=self.MPI.SUM))
 
     def progress(self):
-        self.MPI.Request.Testall(self.requests)
+        with self.lock:
+            self.MPI.Request.Testall(self.requests)
 
     def wait(self):
         self.MPI.Request.Waitall(self.requests)

@@ -74,6 +74,8 @@ def warm_up(model, config, sampling: bool = False, phased: bool = False) -> floa
 class _Idle:
     """A reducer that sends nothing (Model.backward): the phased backward, compiled alone."""
 
+    every = 1.0
+
     def start(self, lo: int, hi: int):
         pass
 

@@ -147,8 +147,8 @@ class Model:
 
         reducer (a distributed job's, see distributed.Overlap): the backward runs in phases,
         the decoder's then each layer's from the top (grad_segments()); as each phase ends,
-        reducer.start(lo, hi) is given the slice of self.grads it made final, and while a phase
-        runs the calling thread calls reducer.progress() every half millisecond, so an Allreduce
+        reducer.start(lo, hi) is given the slice of self.grads it made final, and meanwhile a
+        thread of its own calls reducer.progress() every reducer.every seconds, so an Allreduce
         of the finished slices moves while the layers below are computed. Same bits either way.
         """
         if self._last is None or self._last[1].shape[0] == 0:
@@ -185,13 +185,14 @@ class Model:
                 k, grads[i], dh0, dc0, ws[i], xs, drop, self.params, self.offs, code, relu, L,
                 H, V, b0, b1)
 
-        for phase, (lo, hi) in zip([top] + [layer(k) for k in range(L - 1, -1, -1)],
-                                   self.grad_segments()):
-            workers.run_polled([phase(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
-                               self._blas_threads(), reducer.progress)
-            for g in grads[1:]:
-                self.grads[lo:hi] += g[lo:hi]
-            reducer.start(lo, hi)
+        with workers.polling(reducer.progress, reducer.every):
+            for phase, (lo, hi) in zip([top] + [layer(k) for k in range(L - 1, -1, -1)],
+                                       self.grad_segments()):
+                workers.run([phase(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
+                            self._blas_threads())
+                for g in grads[1:]:
+                    self.grads[lo:hi] += g[lo:hi]
+                reducer.start(lo, hi)
         return (dh0, dc0) if want_state_grad else None
 
     def grad_segments(self) -> list[tuple[int, int]]:

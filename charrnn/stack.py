@@ -231,7 +231,8 @@ def stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, sca
     slice of grads is then final for this shard) and the top layer's output gradient (in ws)."""
     T, S = x.shape[0], b1 - b0
     N = T * S
-    xp, h, xin, act, dgh, hn, c, tc, probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
+    views = _carve(ws, cell, L, T, S, H, V)
+    xin, probs, dx = views[2], views[8], views[9]
     grads[:] = 0.0
     Wd = _mat(params, offs[4 * L], H, V)
     for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place; 0 for padding
@@ -255,7 +256,7 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
     and the output gradient of layer k-1 (in ws)."""
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH = G * H
-    xp, h, xin, act, dgh, hn, c, tc, probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
+    xp, h, xin, act, dgh, hn, c, tc, _probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
     dgx = xp
     dh_rec, dc, carry = rec[0], rec[1], rec[2]
     dh_rec_t = rec[3].reshape((H, S))

@@ -8,9 +8,11 @@ the cores, so while shards run every BLAS library in the process is held at one 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, wait
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, str], ThreadPoolExecutor] = {}
 _controller = None
 
 
@@ -55,20 +57,28 @@ def run(tasks, blas_threads: int = 1):
         return [first] + rest
 
 
-def run_polled(tasks, blas_threads: int, poll, every: float = 5e-4):
-    """run(), with every task on a worker thread while the calling thread calls poll() each
-    `every` seconds until all are done: MPI makes progress on a non-blocking collective only
-    inside MPI calls, and the calling thread is the one that speaks MPI."""
-    with _blas().limit(limits=blas_threads, user_api="blas"):
-        futures = [_pool(len(tasks)).submit(t) for t in tasks]
-        while wait(futures, timeout=every).not_done:
+@contextmanager
+def polling(poll, every: float = 5e-4):
+    """Within the block, poll() is called every `every` seconds on a thread of its own (MPI makes
+    progress on a non-blocking collective only inside MPI calls; the block's own threads keep
+    their rows, and their caches, as in run())."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every):
             poll()
-        return [f.result() for f in futures]
+
+    poller = _pool(1, "charrnn-poll").submit(loop)
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.result()
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
-    """The pool of n worker threads (made once, kept)."""
-    pool = _pools.get(n)
+def _pool(n: int, name: str = "charrnn") -> ThreadPoolExecutor:
+    """The pool of n threads of that name (made once, kept)."""
+    pool = _pools.get((n, name))
     if pool is None:
-        pool = _pools[n] = ThreadPoolExecutor(n, "charrnn")
+        pool = _pools[n, name] = ThreadPoolExecutor(n, name)
     return pool

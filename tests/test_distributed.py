@@ -308,6 +308,8 @@ def test_records_two_ranks_equal_one_process(tmp_path):
 class _Recorder:
     """A reducer that checks each slice is final when handed over."""
 
+    every = 1e-3
+
     def __init__(self, model, final):
         self.model, self.final, self.slices, self.polls = model, final, [], 0
 
@@ -355,19 +357,30 @@ def test_a_rank_without_rows_hands_over_every_slice():
     assert r.slices == m.grad_segments() and len(r.slices) == 3
 
 
-def test_polled_run_polls_while_the_tasks_run():
+def test_polling_polls_while_the_block_runs():
+    """threads.polling: poll() runs on another thread while the block waits, and not after."""
     import threading
+
     from charrnn import threads as workers
     gate, polls = threading.Event(), []
-    out = workers.run_polled([lambda: gate.wait(5) and 1, lambda: 2], 1,
-                             lambda: polls.append(1) if len(polls) < 5 else gate.set())
-    assert out == [1, 2] and len(polls) == 5
+
+    def poll():
+        polls.append(threading.get_ident())
+        if len(polls) == 5:
+            gate.set()
+
+    with workers.polling(poll, every=1e-3):
+        assert gate.wait(5)
+    n = len(polls)
+    time.sleep(0.01)
+    assert n >= 5 and len(polls) == n and threading.get_ident() not in polls
 
 
 @needs_mpi
 def test_overlapped_and_blocking_allreduce_give_the_same_bits(tiny_corpus, tmp_path):
-    """CHARRNN_ALLREDUCE=overlap (the default) and blocking: 2 ranks, 2 layers with dropout,
-    2 threads a rank (the shards' sums too), identical parameters."""
+    """CHARRNN_ALLREDUCE=overlap (auto's choice across hosts) and blocking (auto's on one host):
+    2 ranks, 2 layers with dropout, 2 threads a rank (the shards' sums too), identical
+    parameters."""
     args = ["--model", "gru", "--hidden", "16", "--layers", "2", "--dropout", "0.2",
             "--threads", "2", *cli_args(**OPTS, max_steps=15)]
     for mode in ("overlap", "blocking"):
@@ -375,7 +388,13 @@ def test_overlapped_and_blocking_allreduce_give_the_same_bits(tiny_corpus, tmp_p
         assert p.returncode == 0, p.stderr
     np.testing.assert_array_equal(saved(tmp_path / "overlap")[1]["params"],
                                   saved(tmp_path / "blocking")[1]["params"])
+    probe = [MPIEXEC, "-n", "2", sys.executable, "-c", "from charrnn.distributed import "
+             "connect; g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)"]
+    for mode, chosen in (("auto", "False"), ("overlap", "True"), ("blocking", "False")):
+        out = subprocess.run(probe, capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, CHARRNN_ALLREDUCE=mode)).stdout
+        assert out == f"[{chosen}, {chosen}]\n", (mode, out)
     p = launch(2, tiny_corpus, tmp_path / "bad", *args, env={"CHARRNN_ALLREDUCE": "fast"})
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines() == [
-        "error: CHARRNN_ALLREDUCE must be one of overlap, blocking, got 'fast'"]
+        "error: CHARRNN_ALLREDUCE must be one of auto, overlap, blocking, got 'fast'"]

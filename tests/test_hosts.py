@@ -12,113 +12,26 @@ Skipped, with the reason, where namespaces cannot be made (not root, no `ip`); C
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from netns import Hosts, why_not
 
 import charrnn
 from charrnn import TrainConfig
 from charrnn import checkpoint as ckpt
 
-MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
-if not os.path.exists(MPIEXEC):
-    MPIEXEC = shutil.which("mpiexec")
-NET = "10.213.{}.{}"  # 10.213.<subnet>.1 the bridge, .2, .3, ... the hosts
-
-
-def _why_not() -> str | None:
-    if importlib.util.find_spec("mpi4py") is None or MPIEXEC is None:
-        return "needs mpi4py and mpiexec: pip install -e '.[mpi]'"
-    if os.geteuid() != 0:
-        return "needs root to make network namespaces (CI runs as root)"
-    for tool in ("ip", "unshare", "mount"):
-        if shutil.which(tool) is None:
-            return f"needs the {tool} command (iproute2, util-linux)"
-    return None
-
-
-class Hosts:
-    """Namespaces h1..hn on a bridge, and a launcher script that runs a command on one."""
-
-    def __init__(self, n: int, tmp: Path):
-        tag = uuid.uuid4()
-        self.tag = "cr" + tag.hex[:6]
-        self.subnet = 100 + tag.int % 150  # 10.213.100-249.0/24
-        self.bridge = f"{self.tag}br"
-        self.names = [f"{self.tag}h{i + 1}" for i in range(n)]
-        self.addrs = [NET.format(self.subnet, i + 2) for i in range(n)]
-        self.private: dict[str, list[str]] = {}  # host name -> folders it does not see
-        self.launcher = tmp / "launcher.sh"
-        self.made = []
-
-    def sh(self, *cmd, check=True):
-        return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-    def make(self):
-        self.sh("ip", "link", "add", self.bridge, "type", "bridge")
-        self.made.append(("link", self.bridge))
-        self.sh("ip", "addr", "add", NET.format(self.subnet, 1) + "/24", "dev", self.bridge)
-        self.sh("ip", "link", "set", self.bridge, "up")
-        for i, (name, addr) in enumerate(zip(self.names, self.addrs)):
-            self.sh("ip", "netns", "add", name)
-            self.made.append(("netns", name))
-            veth = f"{self.tag}v{i + 1}"
-            self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
-                    name)
-            self.made.append(("link", veth))
-            self.sh("ip", "link", "set", veth, "master", self.bridge, "up")
-            self.sh("ip", "-n", name, "addr", "add", addr + "/24", "dev", "eth0")
-            self.sh("ip", "-n", name, "link", "set", "eth0", "up")
-            self.sh("ip", "-n", name, "link", "set", "lo", "up")
-        self.write_launcher()
-
-    def write_launcher(self):
-        """host command... (ssh's calling convention): run the command in that host's
-        namespaces, with its own hostname and its private folders hidden under a tmpfs."""
-        cases = []
-        for name, addr in zip(self.names, self.addrs):
-            hide = "".join(f"mount -t tmpfs tmpfs {d}; " for d in self.private.get(name, []))
-            cases.append(f'  {addr}) ns={name}; hide="{hide}";;')
-        self.launcher.write_text(
-            "#!/bin/sh\n"
-            'while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done\n'
-            'host=$1; shift\ncase $host in\n' + "\n".join(cases) +
-            '\n  *) echo "no host $host" >&2; exit 1;;\nesac\n'
-            'exec ip netns exec $ns unshare --uts sh -c "hostname $ns; $hide $*"\n')
-        self.launcher.chmod(0o755)
-
-    def veth(self, host: int) -> str:
-        return f"{self.tag}v{host + 1}"
-
-    def remove(self):
-        for kind, name in reversed(self.made):
-            if kind == "netns":
-                self.sh("ip", "netns", "del", name, check=False)
-            else:
-                self.sh("ip", "link", "del", name, check=False)
-
-    def command(self, ranks: int, args, hosts=None) -> list[str]:
-        """mpiexec over the first `ranks` hosts, one rank each, running charrnn train."""
-        hosts = hosts or ranks
-        assert ranks == hosts
-        return [MPIEXEC, "-launcher", "ssh", "-launcher-exec", str(self.launcher),
-                "-iface", self.bridge, "-hosts", ",".join(f"{a}:1" for a in self.addrs[:hosts]),
-                "-n", str(ranks), "-genv", "UCX_TLS", "tcp", "-genv", "UCX_NET_DEVICES", "eth0",
-                sys.executable, "-m", "charrnn", "train", "--distributed", "--quiet", *args]
-
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):
-    why = _why_not()
+    why = why_not()
     if why:
         pytest.skip(why)
     h = Hosts(3, tmp_path_factory.mktemp("hosts"))
@@ -131,6 +44,7 @@ def hosts(tmp_path_factory):
     h.remove()
 
 
+TRAIN = [sys.executable, "-m", "charrnn", "train", "--distributed", "--quiet"]
 MODEL = ["--hidden", "16", "--layers", "1", "--threads", "1"]
 OPTS = {"seq_len": 10, "batch_size": 12, "lr": 2e-3, "eval_every": 20}
 
@@ -144,11 +58,11 @@ def one_process(corpus, run_dir, **kw):
                          checkpoint_dir=run_dir, progress=False)
 
 
-def run(hosts, ranks, args, private, timeout=120):
+def run(hosts, ranks, args, private, timeout=120, env=None, argv=TRAIN):
     """Launch from a folder every host sees; `private`: folders hosts 2.. do not see."""
     hosts.private = {name: [str(p) for p in private] for name in hosts.names[1:]}
     hosts.write_launcher()
-    proc = subprocess.Popen(hosts.command(ranks, args), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(hosts.mpiexec(ranks, argv + list(args), env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd="/", start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -184,6 +98,22 @@ def test_two_hosts_without_a_shared_disk_equal_one_process(hosts, host0, tmp_pat
     close(params(host0 / "run"), one.model.params)
     # rank 1 never saw rank 0's folder (a tmpfs hid it): the corpus came over MPI
     assert set(os.listdir(host0)) == {"corpus.txt", ".charrnn-cache", "run"}
+
+
+def test_across_hosts_the_allreduce_overlaps_with_the_same_bits(hosts, host0, tmp_path):
+    """CHARRNN_ALLREDUCE=auto overlaps when the ranks span hosts (blocking on one host, see
+    test_distributed.py); 2 layers, so the slices go one by one; the bits equal blocking's."""
+    probe = [sys.executable, "-c", "from charrnn.distributed import connect; "
+             "g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)"]
+    p = run(hosts, 2, [], private=[], argv=probe)
+    assert p.stdout == "[True, True]\n", p.stderr
+    args = [str(host0 / "corpus.txt"), "--hidden", "16", "--layers", "2", "--threads", "1",
+            *cli(**OPTS, max_steps=15)]
+    for mode in ("auto", "blocking"):
+        p = run(hosts, 2, [*args, "--checkpoint-dir", str(host0 / mode)], private=[host0],
+                env={"CHARRNN_ALLREDUCE": mode})
+        assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(params(host0 / "auto"), params(host0 / "blocking"))
 
 
 def test_resume_from_rank_0s_checkpoint_onto_three_hosts(hosts, host0, tmp_path):
@@ -244,8 +174,9 @@ def _wait_for(path: Path, seconds: float):
 def test_a_lost_host_ends_the_job_with_the_checkpoint_whole(hosts, host0, fault):
     hosts.private = {name: [str(host0)] for name in hosts.names[1:]}
     hosts.write_launcher()
-    cmd = hosts.command(2, [str(host0 / "corpus.txt"), "--checkpoint-dir", str(host0 / "run"),
-                            *MODEL, *cli(**dict(OPTS, max_steps=10 ** 7, eval_every=50))])
+    cmd = hosts.mpiexec(2, [*TRAIN, str(host0 / "corpus.txt"), "--checkpoint-dir",
+                            str(host0 / "run"), *MODEL,
+                            *cli(**dict(OPTS, max_steps=10 ** 7, eval_every=50))])
     env = dict(os.environ, CHARRNN_MPI_TIMEOUT="8")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd="/", env=env, start_new_session=True)
