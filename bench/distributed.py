@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -97,11 +98,44 @@ def worker_single(names):
         cell, layers, hidden = CONFIGS[name][:3]
         _, step = training_step(cell, layers, hidden, B, 2)
         r = {"chars_per_s": B * T / seconds_per_step(step), "t": {}}
+        r["lead"], r["slices"] = {}, None
         for rows in ROWS:
-            _, step = training_step(cell, layers, hidden, rows, 2)
+            m, step = training_step(cell, layers, hidden, rows, 2)
             r["t"][rows] = seconds_per_step(step, reps=3, target=0.3)
+            r["lead"][rows], r["slices"] = handover_leads(m, rows)
         out[name] = r
     return out
+
+
+class _Clock:
+    """A reducer that notes when each slice is handed over (Model.backward)."""
+
+    every = 1.0
+
+    def __init__(self):
+        self.times, self.slices = [], []
+
+    def start(self, lo, hi):
+        self.times.append(time.perf_counter())
+        self.slices.append(hi - lo)
+
+    def progress(self):
+        pass
+
+
+def handover_leads(m, rows, reps=5):
+    """How long before the backward's end each gradient slice is ready (Model.backward with a
+    reducer; median of reps), and the slices' sizes: what an overlapped Allreduce can hide."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, V, (T, rows)), rng.integers(0, V, (T, rows))
+    leads = []
+    for _ in range(reps + 1):
+        m.forward(x, y, m.zero_state(rows), train=True)
+        clock = _Clock()
+        m.backward(reducer=clock)
+        leads.append([clock.times[-1] - t for t in clock.times])
+    return [statistics.median(col) for col in zip(*leads[1:])], clock.slices
 
 
 def worker_ranks(names):
@@ -240,41 +274,73 @@ def fit(t: dict) -> tuple[float, float]:
     return max(a, 0.0), c
 
 
-def speedup(a: float, c: float, params: int, G: int, K: int, link: float) -> float:
-    """Projected speed-up of K hosts over one, same global batch G: t(G) / (t(G/K) + ring)."""
-    ring = ring_seconds(params, K, link) if K > 1 else 0.0
-    return (a + c * G) / (a + c * G / K + ring)
+def speedup(a: float, c: float, params: int, G: int, K: int, link: float,
+            overlap=None) -> float:
+    """Projected speed-up of K hosts over one, same global batch G: t(G) / (t(G/K) + ring),
+    or with overlap (slices, lead fits) the ring time left after the backward's end."""
+    if K == 1:
+        return 1.0
+    comm = ring_seconds(params, K, link) if overlap is None else \
+        exposed(*overlap, G / K, K, link)
+    return (a + c * G) / (a + c * G / K + comm)
+
+
+def exposed(slices, lead_fits, b: float, K: int, link: float) -> float:
+    """Seconds of communication after the backward ends, when each slice's ring Allreduce
+    starts as soon as the slice is ready and the previous one is through (one link, in order):
+    slice i is ready lead_i(b) = a_i + c_i b before the end."""
+    free = -math.inf  # when the link is next free, relative to the backward's end
+    for size, (a, c) in zip(slices, lead_fits):
+        free = max(free, -(a + c * b)) + ring_seconds(size, K, link)
+    return max(free, 0.0)
+
+
+def lead_fits(entry) -> list[tuple[float, float]]:
+    """Per gradient slice, the least-squares line lead(b) = a + c b through its measured leads."""
+    import numpy as np
+    b = np.array(sorted(entry["lead"], key=int), float)
+    cols = zip(*(entry["lead"][k] for k in sorted(entry["lead"], key=int)))
+    return [tuple(np.polyfit(b, np.array(col), 1)[::-1]) for col in cols]
 
 
 def projection(single, ranks) -> list[str]:
     lines = ["## Arithmetic: projected efficiency on K hosts like this one\n",
              ("The per-host step time is the line t(b) = a + c b fitted to the measured t(b) "
               "above; on K hosts a step takes t(G/K) + the ring Allreduce, 2(K-1)/K x 4P bytes / "
-              f"link rate + 2(K-1) x {LATENCY * 1e6:.0f} us (nominal link rate, assumed latency, "
-              "no overlap of communication with compute). Efficiency = t(G) / (K x step "
-              "time): the speed-up over one host with the same global batch G, per host. "
-              "'80% up to': the most hosts (powers of 2) that keep 80%; 'best': the host count "
-              "(of 1-256, at least one row each) with the highest throughput, and its "
-              "speed-up.\n"),
-             "| model | a ms | c ms/row |", "|---|---|---|"]
+              f"link rate + 2(K-1) x {LATENCY * 1e6:.0f} us (nominal link rate, assumed latency). "
+              "Blocking: all of it after the backward. Overlapped (CHARRNN_ALLREDUCE=auto across "
+              "hosts): each layer's slice of the gradient starts its ring as soon as the "
+              "backward has made it (measured: how long before the backward's end each slice "
+              "is ready, fitted to a + c b per slice), the link moving one slice at a time, and "
+              "only what is left after the backward's end counts. Each cell: blocking / "
+              "overlapped efficiency = t(G) / (K x step time), the speed-up over one host with "
+              "the same global batch G, per host. '80% up to': the most hosts (powers of 2) "
+              "that keep 80% overlapped; 'best': the host count (of 1-256, at least one row "
+              "each) with the highest overlapped throughput, and its speed-up.\n"),
+             "| model | a ms | c ms/row | slices (layer 0 last), MB |", "|---|---|---|---|"]
     fits = {name: fit(s["t"]) for name, s in single.items()}
-    lines += [f"| {n} | {a * 1e3:.1f} | {c * 1e3:.2f} |" for n, (a, c) in fits.items()] + [""]
+    over = {name: (s["slices"], lead_fits(s)) if s.get("lead") else None
+            for name, s in single.items()}
+    lines += [f"| {n} | {a * 1e3:.1f} | {c * 1e3:.2f} | "
+              f"{' / '.join(f'{4 * x / 1e6:.2f}' for x in (over[n] or [[]])[0])} |"
+              for n, (a, c) in fits.items()] + [""]
     for link_name, link in LINKS.items():
         lines += [f"### {link_name}\n", "| model | Allreduce ms K=8 / 16 / 64 | G | "
                   + " | ".join(f"K={k}" for k in HOSTS) + " | 80% up to | best |",
                   "|---|---|---|" + "---|" * len(HOSTS) + "---|---|"]
         for name, (a, c) in fits.items():
-            P = ranks[name]["params"]
+            P, ov = ranks[name]["params"], over[name]
             ring = " / ".join(f"{ring_seconds(P, k, link) * 1e3:.1f}" for k in (8, 16, 64))
             for G in GLOBAL:
-                eff = {k: speedup(a, c, P, G, k, link) / k for k in HOSTS if k <= G}
-                cells = " | ".join(f"{eff[k]:.0%}" if k in eff else "-" for k in HOSTS)
+                def up(k, o):
+                    return speedup(a, c, P, G, k, link, o)
+                cells = " | ".join(f"{up(k, None) / k:.0%} / {up(k, ov) / k:.0%}" if k <= G
+                                   else "-" for k in HOSTS)
                 ok = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256)
-                      if k <= G and speedup(a, c, P, G, k, link) / k >= 0.8]
-                best = max(range(1, min(G, 256) + 1),
-                           key=lambda k: speedup(a, c, P, G, k, link))
+                      if k <= G and up(k, ov) / k >= 0.8]
+                best = max(range(1, min(G, 256) + 1), key=lambda k: up(k, ov))
                 lines.append(f"| {name} | {ring} | {G} | {cells} | {max(ok)} | {best} "
-                             f"({speedup(a, c, P, G, best, link):.1f}x) |")
+                             f"({up(best, ov):.1f}x) |")
         lines.append("")
     return lines
 
