@@ -146,8 +146,8 @@ class Model:
         x is accepted for compatibility and must be the last forward's input if given.
 
         reducer (a distributed job's, see distributed.Overlap): the backward runs in phases,
-        the decoder's then each layer's from the top (grad_segments()); as each phase ends,
-        reducer.start(lo, hi) is given the slice of self.grads it made final, and meanwhile a
+        the decoder's then each layer's from the top; as each layer's phase ends,
+        reducer.start(lo, hi) is given the slice of self.grads it made final (grad_segments()), and meanwhile a
         thread of its own calls reducer.progress() every reducer.every seconds, so an Allreduce
         of the finished slices moves while the layers below are computed. Same bits either way.
         """
@@ -185,22 +185,27 @@ class Model:
                 k, grads[i], dh0, dc0, ws[i], xs, drop, self.params, self.offs, code, relu, L,
                 H, V, b0, b1)
 
+        phases = [top] + [layer(k) for k in range(L - 1, -1, -1)]
+        slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's
         with workers.polling(reducer.progress, reducer.every):
-            for phase, (lo, hi) in zip([top] + [layer(k) for k in range(L - 1, -1, -1)],
-                                       self.grad_segments()):
+            for phase, ready in zip(phases, slices):
                 workers.run([phase(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
                             self._blas_threads())
-                for g in grads[1:]:
-                    self.grads[lo:hi] += g[lo:hi]
-                reducer.start(lo, hi)
+                if ready is not None:
+                    lo, hi = ready
+                    for g in grads[1:]:
+                        self.grads[lo:hi] += g[lo:hi]
+                    reducer.start(lo, hi)
         return (dh0, dc0) if want_state_grad else None
 
     def grad_segments(self) -> list[tuple[int, int]]:
-        """[lo, hi) slices of the flat gradient in the order backward finishes them: the
-        decoder's, then layer L-1's, ..., layer 0's (cells.param_layout keeps each contiguous)."""
+        """[lo, hi) slices of the flat gradient in the order backward finishes them: layer
+        L-1's with the decoder's, then layer L-2's, ..., layer 0's (cells.param_layout keeps
+        each contiguous). The decoder's (a few percent of the bytes) is not sent alone: one more
+        collective costs its latencies and would hide little."""
         offs, L = [int(o) for o in self.offs] + [self.params.size], self.cfg.layers
-        return [(offs[4 * L], offs[-1])] + [(offs[4 * k], offs[4 * k + 4])
-                                             for k in range(L - 1, -1, -1)]
+        return [(offs[4 * (L - 1)], offs[-1])] + [(offs[4 * k], offs[4 * k + 4])
+                                                  for k in range(L - 2, -1, -1)]
 
     def loss_and_grad(self, x, y, state, rng=None, predictions: int | None = None,
                       reducer=None):
