@@ -165,7 +165,7 @@ class Model:
         dc0 = np.zeros((L, B, H), self.dtype)
         grads = [self.grads] + self._grad_buffers(len(shards) - 1)
         scale = self.dtype.type(1.0 / count)
-        if reducer is None:
+        if reducer is None or L == 1:  # one layer: one slice, nothing to overlap it with
             def task(i, b0, b1):
                 return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
                                                     self.params, self.offs, code, relu, L, H,
@@ -174,6 +174,8 @@ class Model:
                         self._blas_threads())
             for g in grads[1:]:
                 self.grads += g
+            if reducer is not None:
+                reducer.start(0, self.grads.size)
             return (dh0, dc0) if want_state_grad else None
 
         def top(i, b0, b1):
