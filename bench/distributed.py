@@ -172,12 +172,13 @@ def worker_overlap(names):
     for name in names:
         cell, layers, hidden = CONFIGS[name][:3]
         m, step = training_step(cell, layers, hidden, B // group.size, 1, group)
-        sync = lambda n: group.comm.bcast(n, root=0)  # noqa: E731
+        def sync(n):
+            return group.comm.bcast(n, root=0)
         times = {"overlap": [], "blocking": []}
         for _ in range(3):
-            for mode in times:
+            for mode, measured in times.items():
                 group.overlap = mode == "overlap"
-                times[mode].append(seconds_per_step(step, reps=1, sync=sync))
+                measured.append(seconds_per_step(step, reps=1, sync=sync))
         out[name] = {k: statistics.median(v) for k, v in times.items()}
         out[name].update(rounds=times, params=int(m.params.size), ranks=group.size)
     return out if group.root else None
@@ -201,7 +202,8 @@ def measure_overlap(names, links: list[str]) -> dict:
                     spec = link.split("+", 1)[1].split() if "+" in link else None
                     hosts.shape(spec)
                     cmd = hosts.mpiexec(2, me, env={"PYTHONPATH": str(HERE.parent)})
-                r = subprocess.run(cmd, capture_output=True, text=True, cwd="/", timeout=900)
+                r = subprocess.run(cmd, capture_output=True, text=True, cwd="/", timeout=900,
+                                   check=False)
                 if r.returncode != 0:
                     raise RuntimeError(r.stderr.strip().splitlines()[-1:] or r.returncode)
                 results[link] = json.loads(r.stdout)
@@ -332,7 +334,7 @@ def projection(single, ranks) -> list[str]:
             P, ov = ranks[name]["params"], over[name]
             ring = " / ".join(f"{ring_seconds(P, k, link) * 1e3:.1f}" for k in (8, 16, 64))
             for G in GLOBAL:
-                def up(k, o):
+                def up(k, o, a=a, c=c, P=P, G=G, link=link):
                     return speedup(a, c, P, G, k, link, o)
                 cells = " | ".join(f"{up(k, None) / k:.0%} / {up(k, ov) / k:.0%}" if k <= G
                                    else "-" for k in HOSTS)

@@ -44,15 +44,16 @@ def measure(cell, layers, hidden, vocab_size, batch_size, seq_len, threads=None)
 
 
 def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size: int,
-           seq_len: int, threads=None, speed=None) -> Choice:
+           seq_len: int, threads=None, speed=None, ranks: int = 1) -> Choice:
     """The largest candidate that reads the text at least MIN_EPOCHS times in the budget
     (the smallest if none does). speed(cell, layers, hidden, ...) -> chars/s; default: measure
-    (looked up at call time, so tests can script the speeds)."""
+    (looked up at call time, so tests can script the speeds). ranks: an MPI job's, each
+    training batch_size rows (its share) at the measured speed side by side."""
     speed = speed or measure
     usable = 0.9 * budget_seconds  # validation and checkpoints take the rest
     best = None
     for cell, layers, hidden in CANDIDATES:
-        cps = speed(cell, layers, hidden, vocab_size, batch_size, seq_len, threads)
+        cps = ranks * speed(cell, layers, hidden, vocab_size, batch_size, seq_len, threads)
         epochs = cps * usable / train_chars
         if best is None or epochs >= MIN_EPOCHS:
             best = (cell, layers, hidden, cps, epochs)

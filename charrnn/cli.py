@@ -20,7 +20,7 @@ from .api import load, resolve_checkpoint
 from .config import ModelConfig, SampleConfig, TrainConfig, flag, resume_config
 from .checkpoint import check_output
 from .demo import format_steps, hello
-from .distributed import connect, launched_rank_and_size
+from .distributed import connect, current, launched_rank_and_size
 from .errors import CharrnnError
 from .data import decode_text
 from .evaluate import MIN_ROW_CHARS, eval_rows, evaluate_file
@@ -158,7 +158,8 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
     corpus = list(corpus) or None
 
     def announce(model):
-        names = train_kernels(model.cfg.cell, distributed) + (SAMPLE if sample_every else ())
+        phased = distributed and current().overlap  # the backward an overlapped Allreduce runs
+        names = train_kernels(model.cfg.cell, phased) + (SAMPLE if sample_every else ())
         notice(names, lambda m: click.echo(m, err=True))
     def explicit(name):
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT

@@ -147,9 +147,10 @@ class Model:
 
         reducer (a distributed job's, see distributed.Overlap): the backward runs in phases,
         the decoder's then each layer's from the top; as each layer's phase ends,
-        reducer.start(lo, hi) is given the slice of self.grads it made final (grad_segments()), and meanwhile a
-        thread of its own calls reducer.progress() every reducer.every seconds, so an Allreduce
-        of the finished slices moves while the layers below are computed. Same bits either way.
+        reducer.start(lo, hi) is given the slice of self.grads it made final (grad_segments()),
+        and meanwhile a thread of its own calls reducer.progress() every reducer.every seconds,
+        so an Allreduce of the finished slices moves while the layers below are computed. Same
+        bits either way.
         """
         if self._last is None or self._last[1].shape[0] == 0:
             raise ValueError("backward needs a forward with targets first")
@@ -158,47 +159,47 @@ class Model:
             raise ValueError(f"backward for x of shape {np.shape(x)} after a forward of "
                              f"{xs.shape}")
         cfg = self.cfg
-        _, B = xs.shape
-        L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
+        L, H, V, B = cfg.layers, cfg.hidden, cfg.vocab_size, xs.shape[1]
         code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
         dh0 = np.zeros((L, B, H), self.dtype)
         dc0 = np.zeros((L, B, H), self.dtype)
         grads = [self.grads] + self._grad_buffers(len(shards) - 1)
         scale = self.dtype.type(1.0 / count)
-        if reducer is None or L == 1:  # one layer: one slice, nothing to overlap it with
-            def task(i, b0, b1):
-                return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop,
-                                                    self.params, self.offs, code, relu, L, H,
-                                                    V, b0, b1, scale)
-            workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
-                        self._blas_threads())
-            for g in grads[1:]:
-                self.grads += g
-            if reducer is not None:
-                reducer.start(0, self.grads.size)
-            return (dh0, dc0) if want_state_grad else None
+        common = (self.params, self.offs, code)
+
+        def whole(i, b0, b1):
+            return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop, *common,
+                                                relu, L, H, V, b0, b1, scale)
 
         def top(i, b0, b1):
-            return lambda: stack.stack_backward_top(grads[i], ws[i], xs, yy, self.params,
-                                                    self.offs, code, L, H, V, b0, b1, scale)
+            return lambda: stack.stack_backward_top(grads[i], ws[i], xs, yy, *common, L, H, V,
+                                                    b0, b1, scale)
 
         def layer(k):
             return lambda i, b0, b1: lambda: stack.stack_backward_layer(
-                k, grads[i], dh0, dc0, ws[i], xs, drop, self.params, self.offs, code, relu, L,
-                H, V, b0, b1)
+                k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1)
 
-        phases = [top] + [layer(k) for k in range(L - 1, -1, -1)]
-        slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's
-        with workers.polling(reducer.progress, reducer.every):
-            for phase, ready in zip(phases, slices):
-                workers.run([phase(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
-                            self._blas_threads())
-                if ready is not None:
-                    lo, hi = ready
-                    for g in grads[1:]:
-                        self.grads[lo:hi] += g[lo:hi]
-                    reducer.start(lo, hi)
+        if reducer is None or L == 1:  # one layer: one slice, nothing to overlap it with
+            self._phase(whole, shards, grads, (0, self.grads.size), reducer)
+        else:
+            slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's
+            with workers.polling(reducer.progress, reducer.every):
+                for phase, ready in zip([top] + [layer(k) for k in range(L - 1, -1, -1)],
+                                        slices):
+                    self._phase(phase, shards, grads, ready, reducer)
         return (dh0, dc0) if want_state_grad else None
+
+    def _phase(self, task, shards, grads, ready, reducer):
+        """Run task(i, b0, b1) for every shard side by side; then the shards' gradients of the
+        slice it made final, ready = (lo, hi) or None, are added in shard order (the same sums
+        as over the whole buffer) and the slice goes to the reducer."""
+        workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)], self._blas_threads())
+        if ready is not None:
+            lo, hi = ready
+            for g in grads[1:]:
+                self.grads[lo:hi] += g[lo:hi]
+            if reducer is not None:
+                reducer.start(lo, hi)
 
     def grad_segments(self) -> list[tuple[int, int]]:
         """[lo, hi) slices of the flat gradient in the order backward finishes them: layer

@@ -143,8 +143,11 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     batches, val_ids, vocab, corpus_id, train_chars = make(data, config, corpus, group)
     if saved is None:
         if config.auto:  # the model sized for the budget, from this machine's measured speed
-            choice = budget.choose(train_chars, config.time_limit, len(vocab), config.batch_size,
-                                   config.seq_len, config.threads)
+            # measured by rank 0 alone on its share of the batch, the choice sent to all: ranks
+            # that measured for themselves could choose different models
+            choice = group.on_root(budget.choose, train_chars, config.time_limit, len(vocab),
+                                   config.batch_size // group.size, config.seq_len,
+                                   config.threads or group.default_threads(), None, group.size)
             cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
                 choice.dropout
             if progress:

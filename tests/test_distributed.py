@@ -386,13 +386,28 @@ def test_overlapped_and_blocking_allreduce_give_the_same_bits(tiny_corpus, tmp_p
         assert p.returncode == 0, p.stderr
     np.testing.assert_array_equal(saved(tmp_path / "overlap")[1]["params"],
                                   saved(tmp_path / "blocking")[1]["params"])
-    probe = [MPIEXEC, "-n", "2", sys.executable, "-c", "from charrnn.distributed import "
-             "connect; g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)"]
+    probe = [MPIEXEC, "-n", "2", sys.executable, "-c", ("from charrnn.distributed import "
+             "connect; g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)")]
     for mode, chosen in (("auto", "False"), ("overlap", "True"), ("blocking", "False")):
-        out = subprocess.run(probe, capture_output=True, text=True, timeout=60,
+        out = subprocess.run(probe, capture_output=True, text=True, timeout=60, check=False,
                              env=dict(os.environ, CHARRNN_ALLREDUCE=mode)).stdout
         assert out == f"[{chosen}, {chosen}]\n", (mode, out)
     p = launch(2, tiny_corpus, tmp_path / "bad", *args, env={"CHARRNN_ALLREDUCE": "fast"})
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines() == [
         "error: CHARRNN_ALLREDUCE must be one of auto, overlap, blocking, got 'fast'"]
+
+
+@needs_mpi
+def test_auto_is_chosen_once_for_every_rank(tiny_corpus, tmp_path):
+    """--auto under --distributed: rank 0 measures (its share of the batch) and every rank
+    trains its choice; the reason is printed once."""
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(tiny_corpus),
+           "--distributed", "--checkpoint-dir", str(tmp_path / "run"), "--auto",
+           "--time-limit", "3", "--threads", "1", "--batch-size", "8", "--seq-len", "10"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("--auto: ") == 1, p.stderr
+    meta, _ = saved(tmp_path / "run")
+    assert (meta["model"]["cell"], meta["model"]["layers"]) == ("lstm", 2)
+

@@ -103,8 +103,8 @@ def test_two_hosts_without_a_shared_disk_equal_one_process(hosts, host0, tmp_pat
 def test_across_hosts_the_allreduce_overlaps_with_the_same_bits(hosts, host0, tmp_path):
     """CHARRNN_ALLREDUCE=auto overlaps when the ranks span hosts (blocking on one host, see
     test_distributed.py); 2 layers, so the slices go one by one; the bits equal blocking's."""
-    probe = [sys.executable, "-c", "from charrnn.distributed import connect; "
-             "g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)"]
+    probe = [sys.executable, "-c", ("from charrnn.distributed import connect; "
+             "g = connect(); v = g.comm.gather(g.overlap); g.root and print(v)")]
     p = run(hosts, 2, [], private=[], argv=probe)
     assert p.stdout == "[True, True]\n", p.stderr
     args = [str(host0 / "corpus.txt"), "--hidden", "16", "--layers", "2", "--threads", "1",
