@@ -177,7 +177,7 @@ def worker_overlap(names):
         times = {"overlap": [], "blocking": []}
         for _ in range(3):
             for mode, measured in times.items():
-                group.overlap = mode == "overlap"
+                group.overlap = mode == "overlap"  # set on every rank alike (MPICH: serialized)
                 measured.append(seconds_per_step(step, reps=1, sync=sync))
         out[name] = {k: statistics.median(v) for k, v in times.items()}
         out[name].update(rounds=times, params=int(m.params.size), ranks=group.size)

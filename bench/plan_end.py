@@ -70,7 +70,8 @@ def main():
           "best held-out |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seconds']:g} s | {r['corpus']} | {r['planned']:,} | {r['step']:,} | "
+        planned = "none" if r["planned"] is None else f"{r['planned']:,}"
+        print(f"| {r['seconds']:g} s | {r['corpus']} | {planned} | {r['step']:,} | "
               f"{r['ended']} | {r['trained_s']:.1f} | {r['best_val']:.4f} |")
 
 

@@ -48,7 +48,8 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
     """The largest candidate that reads the text at least MIN_EPOCHS times in the budget
     (the smallest if none does). speed(cell, layers, hidden, ...) -> chars/s; default: measure
     (looked up at call time, so tests can script the speeds). ranks: an MPI job's, each
-    training batch_size rows (its share) at the measured speed side by side."""
+    training batch_size rows (its share) at the speed rank 0 measured, side by side: the
+    Allreduce is left out, so across slow links the choice can be a size too large."""
     speed = speed or measure
     usable = 0.9 * budget_seconds  # validation and checkpoints take the rest
     best = None

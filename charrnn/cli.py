@@ -26,7 +26,7 @@ from .data import decode_text
 from .evaluate import MIN_ROW_CHARS, eval_rows, evaluate_file
 from .export import export as run_export
 from .fileio import write_bytes
-from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, train_kernels
+from .jit import SAMPLE, SAMPLE_MANY, forward_kernels, notice, runs_phased, train_kernels
 from .plot import plot_png, plot_text, read_metrics
 from .records import known_records
 from .sample import Stream, check_sampling, check_stops, prime_ids, sample_chunks, sample_many
@@ -158,7 +158,7 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
     corpus = list(corpus) or None
 
     def announce(model):
-        phased = distributed and current().overlap  # the backward an overlapped Allreduce runs
+        phased = distributed and runs_phased(model, current().overlap)
         names = train_kernels(model.cfg.cell, phased) + (SAMPLE if sample_every else ())
         notice(names, lambda m: click.echo(m, err=True))
     def explicit(name):

@@ -154,16 +154,29 @@ class Group:
         except ValueError:
             raise CharrnnError(f"{TIMEOUT_ENV} must be a number of seconds, got "
                                f"{os.environ[TIMEOUT_ENV]!r}") from None
-        mode = os.environ.get(ALLREDUCE_ENV, ALLREDUCE_MODES[0])
-        if mode not in ALLREDUCE_MODES:
-            raise CharrnnError(f"{ALLREDUCE_ENV} must be one of {', '.join(ALLREDUCE_MODES)}, "
-                               f"got {mode!r}")
-        # Group.reducer; Overlap calls MPI from two threads, one at a time
-        spans_hosts = self.comm.allreduce(int(self.local_size < self.size), op=MPI.MAX) > 0
-        self.overlap = (mode == "overlap" or mode == "auto" and spans_hosts) and \
-            MPI.Query_thread() >= MPI.THREAD_SERIALIZED
+        self.overlap = self._agreed_overlap()  # Group.reducer
         self._waiting_since, self._watchdog_started = None, False
         self.hosts = [socket.gethostname()] * self.size  # each rank's, from ready() on
+
+    def _agreed_overlap(self) -> bool:
+        """CHARRNN_ALLREDUCE as every rank read it, checked and agreed (ranks that summed the
+        gradient differently would wait on each other's collectives): overlap where every rank
+        can (Overlap calls MPI from two threads, one at a time) and it is asked for, or auto and
+        the ranks span hosts."""
+        MPI = self.MPI
+        modes = self.comm.allgather(os.environ.get(ALLREDUCE_ENV, ALLREDUCE_MODES[0]))
+        bad = [m for m in modes if m not in ALLREDUCE_MODES]
+        if bad:
+            raise CharrnnError(f"{ALLREDUCE_ENV} must be one of {', '.join(ALLREDUCE_MODES)}, "
+                               f"got {bad[0]!r}")
+        if len(set(modes)) > 1:
+            raise CharrnnError(f"{ALLREDUCE_ENV} differs between the ranks ({_by_rank(modes)}); "
+                               "give every rank the same (mpiexec -genv "
+                               f"{ALLREDUCE_ENV} VALUE)")
+        spans_hosts = self.comm.allreduce(int(self.local_size < self.size), op=MPI.MAX) > 0
+        able = MPI.Query_thread() >= MPI.THREAD_SERIALIZED
+        wanted = modes[0] == "overlap" or modes[0] == "auto" and spans_hosts
+        return bool(self.comm.allreduce(int(wanted and able), op=MPI.MIN))
 
     # -- setup: every collective is an exchange, so a rank's failure reaches all ----------------
 

@@ -34,6 +34,12 @@ def train_kernels(cell: str | None = None, phased: bool = False) -> tuple:
     return forward_kernels(cell) + backward + ((U, "sum_squares"), (U, "adam_update"))
 
 
+def runs_phased(model, overlap: bool) -> bool:
+    """Whether a training step's backward runs in phases (Model.backward with a reducer): an
+    overlapped Allreduce (distributed.Group.overlap) and more than one layer."""
+    return overlap and model.cfg.layers > 1
+
+
 def needs_compiling(names) -> bool:
     """True if any of these (module, name) kernels has no on-disk cache yet (numba will compile
     it on first use). Reads numba's cache index location; if that ever changes, it answers

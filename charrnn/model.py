@@ -180,7 +180,7 @@ class Model:
                 k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1)
 
         if reducer is None or L == 1:  # one layer: one slice, nothing to overlap it with
-            self._phase(whole, shards, grads, (0, self.grads.size), reducer)
+            self._phase(whole, shards, grads, (0, self.grads.size), reducer)  # every slice
         else:
             slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's
             with workers.polling(reducer.progress, reducer.every):

@@ -58,7 +58,7 @@ def run(tasks, blas_threads: int = 1):
 
 
 @contextmanager
-def polling(poll, every: float = 5e-4):
+def polling(poll, every: float):
     """Within the block, poll() is called every `every` seconds on a thread of its own (MPI makes
     progress on a non-blocking collective only inside MPI calls; the block's own threads keep
     their rows, and their caches, as in run())."""
@@ -73,7 +73,9 @@ def polling(poll, every: float = 5e-4):
         yield
     finally:
         stop.set()
-        poller.result()
+        error = poller.exception()  # waits for the poller; the block's own error goes first
+    if error is not None:
+        raise error
 
 
 def _pool(n: int, name: str = "charrnn") -> ThreadPoolExecutor:

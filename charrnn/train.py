@@ -173,7 +173,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     group.ready(model.params, corpus_id)  # the same corpus and parameters everywhere
     if on_start is not None:
         on_start(model)
-    seconds = jit.warm_up(model, config, sample_every > 0, group.overlap)  # not in the budget
+    seconds = jit.warm_up(model, config, sample_every > 0,  # not counted in the budget
+                          jit.runs_phased(model, group.overlap))
     if progress and seconds >= 1.0:
         print(f"charrnn: kernels ready in {seconds:.1f} s (not counted in --time-limit)",
               file=sys.stderr, flush=True)
@@ -189,8 +190,7 @@ def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfi
         chosen = saved.train.strategy
     if chosen == "auto":
         if progress:  # the probe's first step compiles the kernels on a first run
-            jit.notice(jit.train_kernels(phased=group.overlap),
-                       lambda m: print(m, file=sys.stderr, flush=True))
+            jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
         choice = group.on_root(strategy.choose, model.cfg, batches.batch_size // group.size,
                                max(1, round(batches.seq_len)), model.threads)
         chosen = choice.strategy

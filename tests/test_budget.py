@@ -166,3 +166,25 @@ def test_auto_cli_errors(tiny_corpus):
     r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--auto", "--time-limit", "5",
                                  "--hidden", "64"])
     assert r.exit_code == 2 and "--auto chooses the model; leave out --hidden" in r.stderr
+
+
+def test_steps_that_fit_counts_the_validations_among_them():
+    """The plan's end: the most steps whose time and validations fit, against trying every n;
+    a validation just before the end is paid whole (the 50 MB / 60 s run that overran)."""
+    import random
+
+    from charrnn.run import steps_that_fit
+
+    def brute(seconds, step, step_s, eval_s, every):
+        fits = [n for n in range(1, int(seconds / step_s) + 2)
+                if n * step_s + ((step + n) // every - step // every) * eval_s <= seconds]
+        return max(fits, default=1)
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        case = (rng.uniform(0, 50), rng.randrange(1000), rng.uniform(0.01, 0.5),
+                rng.uniform(0, 5), rng.choice([1, 7, 50, 200]))
+        assert steps_that_fit(*case) == brute(*case), case
+    # 15 s left at step 450, 80 ms a step, 2 s a validation every 200: the one at 600 counts
+    assert steps_that_fit(15.0, 450, 0.08, 2.0, 200) == 162
+    assert steps_that_fit(15.0, 450, 0.08, 0.0, 200) == 187

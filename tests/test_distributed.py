@@ -399,15 +399,37 @@ def test_overlapped_and_blocking_allreduce_give_the_same_bits(tiny_corpus, tmp_p
 
 
 @needs_mpi
-def test_auto_is_chosen_once_for_every_rank(tiny_corpus, tmp_path):
-    """--auto under --distributed: rank 0 measures (its share of the batch) and every rank
-    trains its choice; the reason is printed once."""
-    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(tiny_corpus),
-           "--distributed", "--checkpoint-dir", str(tmp_path / "run"), "--auto",
-           "--time-limit", "3", "--threads", "1", "--batch-size", "8", "--seq-len", "10"]
+def test_auto_is_chosen_by_rank_0_for_every_rank(tiny_corpus, tmp_path):
+    """--auto under --distributed: rank 0's measurement decides for all. Each rank is given
+    scripted speeds (rank 0: every model fast, rank 1: every model slow), so ranks that chose
+    for themselves would build different models and the job would stop at ready()."""
+    run = tmp_path / "run"
+    code = ("import os, sys; import charrnn.budget as b; fast = os.environ['PMI_RANK'] == '0'; "
+            "b.measure = lambda *a: 1e9 if fast else 1.0; from charrnn.cli import cli; "
+            "cli(sys.argv[1:])")
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-c", code, "train", str(tiny_corpus),
+           "--distributed", "--checkpoint-dir", str(run), "--auto", "--time-limit", "3",
+           "--threads", "1", "--batch-size", "8", "--seq-len", "10", "--max-steps", "2"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("--auto: ") == 1, p.stderr
-    meta, _ = saved(tmp_path / "run")
-    assert (meta["model"]["cell"], meta["model"]["layers"]) == ("lstm", 2)
+    meta, _ = saved(run)
+    from charrnn.budget import CANDIDATES
+    largest = max(h for _, _, h in CANDIDATES)
+    assert meta["model"]["hidden"] == largest  # rank 0's speeds: the largest reads enough
 
+
+def test_allreduce_mode_must_agree(tiny_corpus, tmp_path):
+    """CHARRNN_ALLREDUCE differing between ranks: one error line, exit status 2."""
+    if MPIEXEC is None or importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpiexec")
+    cmd = [MPIEXEC, "-n", "1", "-env", "CHARRNN_ALLREDUCE", "overlap", sys.executable, "-m",
+           "charrnn", "train", str(tiny_corpus), "--distributed", "--quiet", "--checkpoint-dir",
+           str(tmp_path / "r"), ":", "-n", "1", "-env", "CHARRNN_ALLREDUCE", "blocking",
+           sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--distributed",
+           "--quiet", "--checkpoint-dir", str(tmp_path / "r")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "error: CHARRNN_ALLREDUCE differs between the ranks (rank 0: overlap, rank 1: blocking);"
+        " give every rank the same (mpiexec -genv CHARRNN_ALLREDUCE VALUE)"]
