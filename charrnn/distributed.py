@@ -55,7 +55,7 @@ TIMEOUT_ENV, DEFAULT_TIMEOUT = "CHARRNN_MPI_TIMEOUT", 600.0
 # "blocking" (one Allreduce of the whole buffer after it; the same bits for 2 ranks), or "auto":
 # overlap when the ranks span hosts, blocking on one host, where the Allreduce goes through
 # shared memory in ~1% of a step and overlap's polling only takes cycles from the compute
-# (bench/distributed.py: 2 ranks, LSTM 2x256, one host 0.96-0.99x, 1 Gb/s link 1.08x).
+# (bench/results/distributed.md: 2 ranks, LSTM 2x256, one host 0.99x, 1 Gb/s link 1.06x).
 ALLREDUCE_ENV, ALLREDUCE_MODES = "CHARRNN_ALLREDUCE", ("auto", "overlap", "blocking")
 INSTALL = "pip install -e '.[mpi]'"  # mpi4py, and MPICH's wheel, which brings mpiexec
 LAUNCH = "mpiexec -n R charrnn train CORPUS --distributed ..."
@@ -472,9 +472,9 @@ class Overlap:
     """The gradient's Allreduce in slices, each started as the backward makes it final (the
     reducer of Model.backward): non-blocking MPI_Iallreduce, moved on by progress() while the
     compiled backward runs (from a thread of its own, threads.polling: MPI_THREAD_SERIALIZED),
-    waited for in Group.add_gradients. Every rank
-    starts the same slices in the same order. Summing a slice is what summing the whole buffer
-    does to its elements, so the bits are those of one Allreduce for 2 ranks."""
+    waited for in Group.add_gradients. Every rank starts the same slices in the same order.
+    Summing a slice is what summing the whole buffer does to its elements, so the bits are
+    those of one Allreduce for 2 ranks."""
 
     # seconds between progress() calls: at 0.5 ms the polling cost 4-16% of a step where there
     # was little to hide, at 2 ms 1-4%, hiding as much (bench/distributed.py, LSTM 2x256)

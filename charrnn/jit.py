@@ -36,8 +36,8 @@ def train_kernels(cell: str | None = None, phased: bool = False) -> tuple:
 
 def runs_phased(model, overlap: bool) -> bool:
     """Whether a training step's backward runs in phases (Model.backward with a reducer): an
-    overlapped Allreduce (distributed.Group.overlap) and more than one layer."""
-    return overlap and model.cfg.layers > 1
+    overlapped Allreduce (distributed.Group.overlap) and more than one slice to send."""
+    return overlap and len(model.grad_segments()) > 1
 
 
 def needs_compiling(names) -> bool:

@@ -179,7 +179,7 @@ class Model:
             return lambda i, b0, b1: lambda: stack.stack_backward_layer(
                 k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1)
 
-        if reducer is None or L == 1:  # one layer: one slice, nothing to overlap it with
+        if reducer is None or len(self.grad_segments()) == 1:  # one slice: nothing to overlap
             self._phase(whole, shards, grads, (0, self.grads.size), reducer)  # every slice
         else:
             slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's

@@ -328,8 +328,8 @@ class Run:
     def _plan(self, remaining: float, again: bool = False):
         """Fix the step at which the learning rate reaches zero: the steps that fit in the rest of
         the budget at the measured speed, validations included (steps_that_fit), less a 3%
-        margin. The plan is a
-        pair of step numbers saved in the checkpoint, so a resumed run follows it exactly.
+        margin. The plan is a pair of step numbers saved in the checkpoint, so a resumed run
+        follows it exactly.
 
         again: measured over longer (REPLAN_AT), the end moves to where the budget now says, and
         the decay goes on from today's rate in a straight line to zero there (the first steps'
