@@ -20,6 +20,10 @@ from . import fastmath as F
 from . import kernels as K
 
 KW = dict(F.KW, nogil=True)
+# From this width on, stack_forward multiplies by a transposed copy of W_h (see there); below
+# it the copy's extra working set cost more than it gained (LSTM 2x128, shards: 4-14% slower
+# steps; bench/results/recurrent_product.md).
+WT_MIN_HIDDEN = 256
 
 
 @njit(**KW)
@@ -38,7 +42,8 @@ def _block_sizes(cell, L, T, S, H, V):
             0 if rnn else gate,                       # act
             gate if gru else 0, hid if gru else 0,    # dgh, hn
             hid1 if lstm else 0, hid if lstm else 0,  # c, tc
-            T * S * V, T * S * H, S * G * H, 4 * S * H)  # probs, dx, hp, rec
+            T * S * V, T * S * H, S * G * H, 4 * S * H,  # probs, dx, hp, rec
+            L * G * H * H if H >= WT_MIN_HIDDEN else 0)   # wt
 
 
 @njit(**KW)
@@ -73,6 +78,15 @@ def _carve(ws, cell, L, T, S, H, V):
     hp = ws[o[10]: o[11]].reshape((S, G * H))               # h_prev @ W_h of the current step
     rec = ws[o[11]: o[12]].reshape((4, S, H))               # dh_rec, dc, GRU carry, transposed
     return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
+
+
+@njit(**KW)
+def _carve_wt(ws, cell, L, T, S, H, V):
+    """The last block of ws: (L, GH, H), each layer's W_h transposed (stack_forward's copy;
+    empty below WT_MIN_HIDDEN)."""
+    n, GH = workspace_size(cell, L, T, S, H, V), _gates(cell) * H
+    return ws[n - L * GH * H: n].reshape((L, GH, H)) if H >= WT_MIN_HIDDEN else \
+        ws[n:n].reshape((0, GH, H))
 
 
 @njit(**KW)
@@ -140,15 +154,26 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH = G * H
     xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, _rec = _carve(ws, cell, L, T, S, H, V)
+    wt = _carve_wt(ws, cell, L, T, S, H, V)
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
+        # h_prev @ W_h as h_prev @ (W_h^T)^T from a transposed copy: OpenBLAS runs the thin
+        # per-step product 1.1-1.3x faster when its (H, GH) operand arrives transposed
+        # (H = 256-512, 25-50 rows, Intel Xeon, bench/results/recurrent_product.md); the copy
+        # costs one pass over W_h per forward.
+        transposed = H >= WT_MIN_HIDDEN
+        if transposed:
+            _transpose_tiled(wt[k], Wh)
         _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
                  K.FOLD_BH[cell], k)
         h[k, 0] = h0[k, b0:b1]
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k, b0:b1]
         for t in range(T):
-            np.dot(h[k, t], Wh, hp)
+            if transposed:
+                np.dot(h[k, t], wt[k].T, hp)
+            else:
+                np.dot(h[k, t], Wh, hp)
             if cell == K.CELL_LSTM:
                 K.lstm_step_forward(h[k, t + 1], c[k, t + 1], tc[k, t], act[k, t], xp[k, t], hp,
                                     c[k, t])
@@ -340,6 +365,19 @@ def _transpose(out, a):
         row = a[j]
         for s in range(a.shape[1]):
             out[s, j] = row[s]
+
+
+@njit(**KW)
+def _transpose_tiled(out, a):
+    """out (C, R) = a (R, C) transposed, in 32 x 32 tiles (a row-by-row copy writes a new cache
+    line at every element)."""
+    R, C = a.shape
+    for r0 in range(0, R, 32):
+        for c0 in range(0, C, 32):
+            for r in range(r0, min(r0 + 32, R)):
+                row = a[r]
+                for j in range(c0, min(c0 + 32, C)):
+                    out[j, r] = row[j]
 
 
 @njit(**KW)

@@ -7,6 +7,7 @@ from conftest import CELLS, random_batch, random_model, random_state
 
 from charrnn import fastmath as FM
 from charrnn import generate as G
+from charrnn import stack
 from charrnn.cells import init_params, views
 from charrnn.config import ModelConfig
 from charrnn.export import state_dict
@@ -33,6 +34,18 @@ def test_forward_matches_naive_reference(case, L):
     np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
     if m.cfg.cell == "lstm":
         np.testing.assert_allclose(c, rc, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_wide_forward_matches_naive_reference(cell):
+    # From stack.WT_MIN_HIDDEN on, the recurrent product runs on a transposed copy of W_h.
+    m = random_model(cell, layers=2, H=stack.WT_MIN_HIDDEN)
+    x, y = random_batch(T=3, B=2)
+    h0, c0 = random_state(m, 2)
+    loss, (h, c) = m.forward(x, y, (h0, c0))
+    logits, rh, rc = ref.forward(state_dict(m, np.float64), cell, 2, x, h0, c0)
+    assert loss == pytest.approx(ref.loss(logits, y), rel=1e-12)
+    np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
 
 
 def numeric_grad(f, arr, eps=1e-6):
