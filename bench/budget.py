@@ -58,14 +58,18 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
         wall = time.perf_counter() - t0
         info = charrnn.info(tmp)
         with open(os.path.join(tmp, "metrics.csv")) as f:
-            curve = [float(r["val_loss"]) for r in csv.DictReader(f) if r["val_loss"]]
+            rows = list(csv.DictReader(f))
+        curve = [float(r["val_loss"]) for r in rows if r["val_loss"]]
     return {"contender": "charrnn" + (" --auto" if auto else "") + "".join(" " + e for e in extra),
             "seconds": seconds, "seed": seed, "best_val": info["best_val_loss"],
             "final_val": curve[-1], "best_step": info["best_step"], "spikes": spikes(curve),
             "steps": info["steps"], "wall_s": round(wall, 1),
             "model": f"{info['cell']} {info['layers']}x{info['hidden']} dropout {info['dropout']}",
             "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
-            "dropout": info["dropout"], "lr": info["train_options"]["lr"]}
+            "dropout": info["dropout"], "lr": info["train_options"]["lr"],
+            # the rate of the last logged step over the peak: 0 when the run reached its planned
+            # end, more when the time limit stopped it first (the decay not done)
+            "last_lr_fraction": round(float(rows[-1]["lr"]) / info["train_options"]["lr"], 3)}
 
 
 def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,

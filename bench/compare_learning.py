@@ -43,6 +43,9 @@ def main():
     ap.add_argument("--charrnn-only", action="store_true",
                     help="skip PyTorch (its curve for a seed is the same every run): to try a "
                          "change to charrnn against an earlier run's PyTorch column")
+    ap.add_argument("--float64", action="store_true",
+                    help="a third contender: charrnn in float64 from the same weights (the "
+                         "trajectory both float32 runs approximate; which stays nearer?)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
@@ -58,20 +61,29 @@ def main():
     tm = torch.nn.ModuleDict({"rnn": rnn, "decoder": dec})
     tm.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(m).items()})
     opt = Optimizer("adam", m.params.size)
+    m64 = Model(m.cfg, params=m.params.astype(np.float64), dtype=np.float64, vocab=vocab) \
+        if a.float64 else None
+    opt64 = Optimizer("adam", m.params.size, dtype=np.float64)
+    state64 = m64.zero_state(tc.batch_size) if m64 else None
     topt = torch.optim.Adam(tm.parameters(), lr=tc.lr)
     eye = torch.eye(V)
     state, tstate = m.zero_state(tc.batch_size), None
     print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} lr {tc.lr}: step, val loss charrnn, "
-          f"val loss PyTorch")
-    curves = ([], [])
+          f"val loss PyTorch" + (", val loss charrnn float64" if m64 else ""))
+    curves = ([], [], [])
     for step in range(a.steps):
         w = step % batches.windows
         if w == 0:
             state, tstate = m.zero_state(tc.batch_size), None
+            state64 = m64.zero_state(tc.batch_size) if m64 else None
         x, y = batches.window(w)
         _, state = m.loss_and_grad(x, y, state)
         clip_gradients(m.grads, tc.grad_clip)
         opt.step(m.params, m.grads, tc.lr)
+        if m64:
+            _, state64 = m64.loss_and_grad(x, y, state64)
+            clip_gradients(m64.grads, tc.grad_clip)
+            opt64.step(m64.params, m64.grads, tc.lr)
         if not a.charrnn_only:
             out, tstate = rnn(eye[torch.from_numpy(x).long()], tstate)
             tstate = tuple(s.detach() for s in tstate) if isinstance(tstate, tuple) \
@@ -86,14 +98,21 @@ def main():
             theirs = from_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()},
                                      a.model)
             ref = math.nan if a.charrnn_only else evaluate_ids(theirs, val_ids, 50, 50).nats_per_char
-            print(f"{step + 1}, {ours:.4f}, {ref:.4f}", flush=True)
-            curves[0].append(ours)
-            curves[1].append(ref)
-    gaps = [o - r for o, r in zip(*curves)]
+            exact = evaluate_ids(m64, val_ids, 50, 50).nats_per_char if m64 else math.nan
+            print(f"{step + 1}, {ours:.4f}, {ref:.4f}" + (f", {exact:.4f}" if m64 else ""),
+                  flush=True)
+            for c, v in zip(curves, (ours, ref, exact)):
+                c.append(v)
+    gaps = [o - r for o, r in zip(*curves[:2])]
     spikes = [sum(v > min(c[:i + 1]) + 0.1 for i, v in enumerate(c)) for c in curves]
     print(f"summary seed {a.seed}: final {curves[0][-1]:.4f} vs {curves[1][-1]:.4f}, gap "
           f"charrnn-PyTorch max {max(gaps):+.4f} min {min(gaps):+.4f} mean {np.mean(gaps):+.4f}; "
           f"spikes charrnn {spikes[0]}, PyTorch {spikes[1]}")
+    if m64:
+        for name, c in (("charrnn float32", curves[0]), ("PyTorch float32", curves[1])):
+            d = [abs(v - e) for v, e in zip(c, curves[2])]
+            print(f"  {name} against charrnn float64: mean |gap| {np.mean(d):.4f}, "
+                  f"largest {max(d):.4f}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def test_wide_forward_matches_naive_reference(cell):
     logits, rh, rc = ref.forward(state_dict(m, np.float64), cell, 2, x, h0, c0)
     assert loss == pytest.approx(ref.loss(logits, y), rel=1e-12)
     np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
+    if cell == "lstm":
+        np.testing.assert_allclose(c, rc, rtol=1e-12, atol=1e-13)
 
 
 def numeric_grad(f, arr, eps=1e-6):

@@ -1,0 +1,120 @@
+"""The per-step recurrent product in each operand layout OpenBLAS can be handed, on this CPU.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/recurrent_product.py [--reps 15]
+
+Every time step of training multiplies the shard's hidden state h (S, H) by W_h (H, G*H), and the
+backward multiplies the gate gradient dg (S, G*H) by W_h's transpose. The same product can reach
+BLAS with W_h as stored (row-major (H, G*H)), or as the transpose of a row-major (G*H, H) copy
+(PyTorch's own layout for weight_hh), and its result can be asked for transposed. For LSTM sizes
+(G = 4) and the shards' row counts (25: batch 50 on 2 threads; 50: one block), each pair of
+layouts runs alternately, `--reps` times, each run ~0.1 GFLOP in one compiled loop; it prints
+GFLOP/s medians and the median of the per-rep ratios (with their range), one BLAS thread and
+two. stack.py takes from it which layout the forward and backward use.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from numba import njit
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from throughput import machine  # noqa: E402
+
+
+@njit(nogil=True)
+def fwd_stored(h, Wh, WhT, out, n):   # h (S, H) @ W_h (H, GH): as stored
+    for _ in range(n):
+        np.dot(h, Wh, out)
+
+
+@njit(nogil=True)
+def fwd_copy(h, Wh, WhT, out, n):     # h @ (W_h^T)^T: W_h^T a row-major (GH, H) copy
+    for _ in range(n):
+        np.dot(h, WhT.T, out)
+
+
+@njit(nogil=True)
+def bwd_stored(dg, Wh, WhT, outT, n):  # (dg @ W_h^T)^T = W_h @ dg^T, (H, S): what stack.py does
+    for _ in range(n):
+        np.dot(Wh, dg.T, outT)
+
+
+@njit(nogil=True)
+def bwd_plain(dg, Wh, WhT, out, n):   # dg @ W_h^T, (S, H)
+    for _ in range(n):
+        np.dot(dg, Wh.T, out)
+
+
+@njit(nogil=True)
+def bwd_copy(dg, Wh, WhT, out, n):    # dg @ W_h^T from the (GH, H) copy, (S, H)
+    for _ in range(n):
+        np.dot(dg, WhT, out)
+
+
+PAIRS = [  # (what, baseline, contender, input is dg, output transposed: baseline, contender)
+    ("forward h @ W_h", fwd_stored, fwd_copy, False, (False, False)),
+    ("backward dg @ W_h^T", bwd_stored, bwd_plain, True, (True, False)),
+    ("backward dg @ W_h^T", bwd_stored, bwd_copy, True, (True, False)),
+]
+
+
+def compare(base, other, a, Wh, WhT, outs, reps):
+    """GFLOP/s medians of base and other, alternating, and the median/min/max of their ratios."""
+    flops = 2 * a.shape[0] * Wh.shape[0] * Wh.shape[1]
+    n = max(3, int(1e8 / flops))
+    base(a, Wh, WhT, outs[0], 2)
+    other(a, Wh, WhT, outs[1], 2)
+    r1, r2, ratio = [], [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        base(a, Wh, WhT, outs[0], n)
+        d1 = time.perf_counter() - t
+        t = time.perf_counter()
+        other(a, Wh, WhT, outs[1], n)
+        d2 = time.perf_counter() - t
+        r1.append(flops * n / d1 / 1e9)
+        r2.append(flops * n / d2 / 1e9)
+        ratio.append(d1 / d2)
+    return statistics.median(r1), statistics.median(r2), ratio
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hidden", default="128,256,512")
+    ap.add_argument("--rows", default="25,50")
+    ap.add_argument("--reps", type=int, default=15)
+    args = ap.parse_args()
+    print(f"# the recurrent product's operand layouts, {time.strftime('%Y-%m-%d')}  ")
+    print("  \n".join(machine()) + "  ")
+    print("command: python bench/recurrent_product.py " + " ".join(sys.argv[1:]) + "\n")
+    print("| product | H | rows | BLAS threads | as stored GFLOP/s | contender | GFLOP/s | "
+          "stored time / contender time |")
+    print("|---|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for H in (int(v) for v in args.hidden.split(",")):
+        Wh = rng.standard_normal((H, 4 * H), dtype=np.float32)
+        WhT = np.ascontiguousarray(Wh.T)
+        for S in (int(v) for v in args.rows.split(",")):
+            h = rng.standard_normal((S, H), dtype=np.float32)
+            dg = rng.standard_normal((S, 4 * H), dtype=np.float32)
+            for what, base, other, uses_dg, transposed in PAIRS:
+                a = dg if uses_dg else h
+                width = H if uses_dg else 4 * H
+                outs = [np.zeros((width, S) if t else (S, width), np.float32)
+                        for t in transposed]
+                for threads in (1, 2):
+                    with threadpool_limits(threads):
+                        g1, g2, ratio = compare(base, other, a, Wh, WhT, outs, args.reps)
+                    print(f"| {what} | {H} | {S} | {threads} | {g1:.1f} | {other.__name__} | "
+                          f"{g2:.1f} | {statistics.median(ratio):.2f} "
+                          f"[{min(ratio):.2f}-{max(ratio):.2f}] |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
