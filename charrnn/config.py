@@ -109,6 +109,10 @@ class TrainConfig:
                               "speed of the first steps); otherwise constant. linear, cosine: to "
                               "zero at --max-steps or --epochs. step: x --lr-decay per epoch.",
                               choices=SCHEDULES, on_resume=MUST_MATCH)
+    decay_from: float = option(0.03, "--lr-schedule auto with --time-limit: the fraction of the "
+                               "budget run at the full --lr before the linear decay to zero "
+                               "begins (never before the first 3%, which measure the speed).",
+                               on_resume=MUST_MATCH)
     warmup_steps: int = option(0, "Linear warm-up steps.", on_resume=MUST_MATCH)
     lr_decay: float = option(0.97, "Per-epoch factor for --lr-schedule step.",
                              on_resume=MUST_MATCH)
@@ -171,6 +175,7 @@ class TrainConfig:
               f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        check(0 <= self.decay_from < 1, f"--decay-from must be in [0, 1), got {self.decay_from}")
         check(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         check(self.lr_decay_after >= 0, f"--lr-decay-after must be >= 0, got {self.lr_decay_after}")
         check(self.max_steps is None or self.max_steps >= 1,

@@ -333,7 +333,11 @@ class Run:
 
         again: measured over longer (REPLAN_AT), the end moves to where the budget now says, and
         the decay goes on from today's rate in a straight line to zero there (the first steps'
-        speed misled the first plan by up to a quarter: 1-minute runs ended at 45 s)."""
+        speed misled the first plan by up to a quarter: 1-minute runs ended at 45 s); a plan
+        still holding the full rate (--decay-from) places its start afresh.
+
+        The decay starts at once, or with --decay-from F at the step where, at the measured
+        speed, F of the budget will have passed."""
         c, b, probe = self.cfg, self.batches, self.probe
         now, step = time.perf_counter(), self.prog.step
         step_s = max(now - probe[0] - (self.eval_seconds - probe[2]), 1e-9) / \
@@ -346,9 +350,11 @@ class Run:
         end = step + steps_that_fit(0.97 * max(remaining, 0.0), step, step_s, eval_s,
                                     c.eval_every)
         end = self.group.exchange(end)[0]  # rank 0's estimate: every rank follows one schedule
-        start = step
-        if again:  # from (step, today's fraction of lr) to (end, 0): the same formula's start
-            old_start, old_end = self.prog.plan
+        # --decay-from: the rate stays at --lr until that fraction of the budget, at this speed
+        hold = max(0.0, c.decay_from * c.time_limit - (c.time_limit - remaining))
+        start = step + min(end - step, int((end - step) * hold / max(remaining, 1e-9)))
+        if again and step >= self.prog.plan[0]:  # decaying: from (step, today's fraction of lr)
+            old_start, old_end = self.prog.plan  # to (end, 0), the same formula's start
             left = min(1.0, (old_end - step) / max(old_end - old_start, 1))
             if left <= 0:
                 return

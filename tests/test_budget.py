@@ -69,6 +69,26 @@ def test_time_limit_plans_the_decay_to_zero_and_resume_keeps_the_plan(tiny_corpu
     assert new[0] > r2.step and r3.step <= new[1]
 
 
+def test_decay_from_holds_the_rate_for_that_fraction_of_the_budget(tiny_corpus, tmp_path):
+    charrnn.train(tiny_corpus, TrainConfig(batch_size=2, seq_len=8, max_steps=1),
+                  checkpoint_dir=tmp_path / "warm", **SMALL)
+    # (the first plan comes after 2 s of measuring, so the hold must reach past that)
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50, decay_from=0.8)
+    charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
+    rows = _rows(tmp_path / "a")
+    rates = [float(row["lr"]) for row in rows]
+    first = next(i for i, x in enumerate(rates) if x < cfg.lr)
+    held = float(rows[first - 1]["seconds"])  # the last step at the full rate
+    # held until about 80% of the budget (re-planned at three quarters with the speed measured
+    # then; the machine's speed moves, hence the margin), then straight down and never up
+    assert 0.7 * cfg.time_limit < held < 0.9 * cfg.time_limit, held
+    assert all(b <= a * (1 + 1e-5) for a, b in zip(rates[first:], rates[first + 1:]))
+    start, end = charrnn.load(tmp_path / "a" / "last.npz").meta["progress"]["plan"]
+    assert start < end
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--decay-from", "1"])
+    assert r.exit_code == 2 and "--decay-from must be in [0, 1), got 1.0" in r.stderr
+
+
 def test_constant_schedule_makes_no_plan(tiny_corpus, tmp_path):
     cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=2.5, lr_schedule="constant")
     charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
