@@ -2,7 +2,8 @@
 in PyTorch for the same time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /path/to/torch-venv/bin/python bench/budget.py \
-        --minutes 1,5 --seeds 3 [--auto] [--only charrnn,torch] [-- EXTRA charrnn train OPTIONS]
+        --minutes 1,5 --seeds 3 [--auto] [--only charrnn,torch] [--decay-from F]
+        [-- EXTRA charrnn train OPTIONS]
 
 (the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
@@ -12,7 +13,8 @@ holds out. For each budget:
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
   nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
   50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
-  norm 5, and the same budget schedule (constant for the first 3% of the time, then linear to zero
+  norm 5, and the same budget schedule (constant for the first 3% of the time, or the
+  --decay-from fraction, then linear to zero
   at the step the measured speed says the budget ends). It validates as charrnn does: its weights
   are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
   steps and at the end, inside the budget; the best is reported.
@@ -73,7 +75,7 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
 
 
 def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
-              lr: float, seed: int) -> dict:
+              lr: float, seed: int, decay_from: float = 0.0) -> dict:
     import numpy as np
     import torch
 
@@ -133,11 +135,15 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
             probe = (now, step)
         elif plan is None and now - probe[0] >= max(2.0, 0.03 * seconds) and step - probe[1] >= 10:
             per_step = (now - probe[0]) / (step - probe[1])  # validations included here
-            plan = (step, step + max(1, int(0.97 * (seconds - (now - t_start)) / per_step)))
+            left = seconds - (now - t_start)
+            n = max(1, int(0.97 * left / per_step))
+            hold = max(0.0, decay_from * seconds - (now - t_start))  # charrnn's --decay-from
+            plan = (step + min(n, int(n * hold / max(left, 1e-9))), step + n)
     if step % EVAL_EVERY:
         curve.append((step, validate()))
     best_step, best = min(curve, key=lambda sv: sv[1])
-    return {"contender": f"PyTorch {torch.__version__}", "seconds": seconds, "seed": seed,
+    return {"contender": f"PyTorch {torch.__version__}" +
+            (f" --decay-from {decay_from:g}" if decay_from else ""), "seconds": seconds, "seed": seed,
             "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
             "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
             "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
@@ -150,8 +156,13 @@ def main():
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--auto", action="store_true", help="charrnn chooses the model (--auto)")
     ap.add_argument("--only", default="charrnn,torch")
+    ap.add_argument("--decay-from", type=float, default=None,
+                    help="both contenders hold the rate for this fraction of the budget before "
+                         "the decay (charrnn: its --decay-from)")
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
+    if args.decay_from is not None:
+        args.extra += ["--decay-from", str(args.decay_from)]
     import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
     try:
         from threadpoolctl import threadpool_info
@@ -175,7 +186,7 @@ def main():
                 spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
                                 "lr": 3e-3}
                 theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
-                                   spec["dropout"], spec["lr"], seed)
+                                   spec["dropout"], spec["lr"], seed, args.decay_from or 0.0)
                 print(json.dumps(theirs), flush=True)
                 rows.append(theirs)
     print("\n| budget | contender | seed | model | steps | best held-out nats/char (step) "
