@@ -158,7 +158,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
         # h_prev @ W_h as h_prev @ (W_h^T)^T from a transposed copy: OpenBLAS runs the thin
-        # per-step product 1.1-1.3x faster when its (H, GH) operand arrives transposed
+        # per-step product 1.1-1.5x faster when its (H, GH) operand arrives transposed
         # (H = 256-512, 25-50 rows, Intel Xeon, bench/results/recurrent_product.md); the copy
         # costs one pass over W_h per forward.
         transposed = H >= WT_MIN_HIDDEN
