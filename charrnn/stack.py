@@ -20,9 +20,10 @@ from . import fastmath as F
 from . import kernels as K
 
 KW = dict(F.KW, nogil=True)
-# From this width on, stack_forward multiplies by a transposed copy of W_h (see there); below
-# it the copy's extra working set cost more than it gained (LSTM 2x128, shards: 4-14% slower
-# steps; bench/results/recurrent_product.md).
+# From this width on, stack_forward multiplies by a transposed copy of W_h (see there). At
+# H = 128 the product gained only 3-5% (bench/results/recurrent_product.md), and LSTM 2x128
+# steps with the copy measured 4-14% slower, within an A/A run's spread (0.84-1.05), so the
+# narrow models keep the product as before.
 WT_MIN_HIDDEN = 256
 
 
