@@ -13,8 +13,8 @@ holds out. For each budget:
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
   nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
   50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
-  norm 5, and the same budget schedule (constant for the first 3% of the time, or the
-  --decay-from fraction, then linear to zero
+  norm 5, and the same budget schedule (constant for charrnn's --decay-from of the time, at
+  least the first 3% that measure the speed, then linear to zero
   at the step the measured speed says the budget ends). It validates as charrnn does: its weights
   are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
   steps and at the end, inside the budget; the best is reported.
@@ -75,7 +75,7 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
 
 
 def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
-              lr: float, seed: int, decay_from: float = 0.0) -> dict:
+              lr: float, seed: int, decay_from: float) -> dict:
     import numpy as np
     import torch
 
@@ -142,8 +142,9 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     if step % EVAL_EVERY:
         curve.append((step, validate()))
     best_step, best = min(curve, key=lambda sv: sv[1])
+    named = decay_from != charrnn.TrainConfig().decay_from  # as charrnn's row names options
     return {"contender": f"PyTorch {torch.__version__}" +
-            (f" --decay-from {decay_from:g}" if decay_from else ""), "seconds": seconds, "seed": seed,
+            (f" --decay-from {decay_from:g}" if named else ""), "seconds": seconds, "seed": seed,
             "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
             "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
             "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
@@ -161,7 +162,10 @@ def main():
                          "the decay (charrnn: its --decay-from)")
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
+    from charrnn import TrainConfig
+    decay_from = TrainConfig().decay_from  # charrnn's default unless given: the same schedule
     if args.decay_from is not None:
+        decay_from = args.decay_from
         args.extra += ["--decay-from", str(args.decay_from)]
     import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
     try:
@@ -186,7 +190,7 @@ def main():
                 spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
                                 "lr": 3e-3}
                 theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
-                                   spec["dropout"], spec["lr"], seed, args.decay_from or 0.0)
+                                   spec["dropout"], spec["lr"], seed, decay_from)
                 print(json.dumps(theirs), flush=True)
                 rows.append(theirs)
     print("\n| budget | contender | seed | model | steps | best held-out nats/char (step) "

@@ -63,7 +63,7 @@ def main():
     opt = Optimizer("adam", m.params.size)
     m64 = Model(m.cfg, params=m.params.astype(np.float64), dtype=np.float64, vocab=vocab) \
         if a.float64 else None
-    opt64 = Optimizer("adam", m.params.size, dtype=np.float64)
+    opt64 = Optimizer("adam", m.params.size, dtype=np.float64) if m64 else None
     state64 = m64.zero_state(tc.batch_size) if m64 else None
     topt = torch.optim.Adam(tm.parameters(), lr=tc.lr)
     eye = torch.eye(V)
