@@ -84,10 +84,10 @@ def _carve(ws, cell, L, T, S, H, V):
 @njit(**KW)
 def _carve_wt(ws, cell, L, T, S, H, V):
     """The last block of ws: (L, GH, H), each layer's W_h transposed (stack_forward's copy;
-    empty below WT_MIN_HIDDEN)."""
+    (0, GH, H) below WT_MIN_HIDDEN, where _block_sizes gives it no room)."""
     n, GH = workspace_size(cell, L, T, S, H, V), _gates(cell) * H
-    return ws[n - L * GH * H: n].reshape((L, GH, H)) if H >= WT_MIN_HIDDEN else \
-        ws[n:n].reshape((0, GH, H))
+    size = _block_sizes(cell, L, T, S, H, V)[-1]
+    return ws[n - size: n].reshape((size // (GH * H), GH, H))
 
 
 @njit(**KW)
@@ -155,14 +155,13 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH = G * H
     xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, _rec = _carve(ws, cell, L, T, S, H, V)
-    wt = _carve_wt(ws, cell, L, T, S, H, V)
+    # h_prev @ W_h as h_prev @ (W_h^T)^T from a transposed copy: OpenBLAS runs the thin
+    # per-step product 1.1-1.5x faster when its (H, GH) operand arrives transposed
+    # (H = 256-512, 25-50 rows, Intel Xeon, bench/results/recurrent_product.md); the copy
+    # costs one pass over W_h per forward.
+    wt, transposed = _carve_wt(ws, cell, L, T, S, H, V), H >= WT_MIN_HIDDEN
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
-        # h_prev @ W_h as h_prev @ (W_h^T)^T from a transposed copy: OpenBLAS runs the thin
-        # per-step product 1.1-1.5x faster when its (H, GH) operand arrives transposed
-        # (H = 256-512, 25-50 rows, Intel Xeon, bench/results/recurrent_product.md); the copy
-        # costs one pass over W_h per forward.
-        transposed = H >= WT_MIN_HIDDEN
         if transposed:
             _transpose_tiled(wt[k], Wh)
         _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
