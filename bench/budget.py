@@ -2,7 +2,7 @@
 in PyTorch for the same time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /path/to/torch-venv/bin/python bench/budget.py \
-        --minutes 1,5 --seeds 3 [--auto] [--only charrnn,torch] [--decay-from F]
+        --minutes 1,5 --seeds 3 [--auto] [--only charrnn,torch] [--decay-from F] [--init I]
         [-- EXTRA charrnn train OPTIONS]
 
 (the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
@@ -13,7 +13,9 @@ holds out. For each budget:
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
   nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
   50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
-  norm 5, and the same budget schedule (constant for charrnn's --decay-from of the time, at
+  norm 5, the same initialisation (charrnn's --init: PyTorch's own draws, for charrnn with the
+  first layer's input weights scaled to +-2 and the output bias at the training characters'
+  log-frequencies), and the same budget schedule (constant for charrnn's --decay-from of the time, at
   least the first 3% that measure the speed, then linear to zero
   at the step the measured speed says the budget ends). It validates as charrnn does: its weights
   are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
@@ -75,11 +77,12 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
 
 
 def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
-              lr: float, seed: int, decay_from: float) -> dict:
+              lr: float, seed: int, decay_from: float, init: str) -> dict:
     import numpy as np
     import torch
 
     import charrnn
+    from charrnn.cells import INPUT_BOUND, prior_bias
     from charrnn.corpus import load_corpus
     from charrnn.data import Batches, split
     from charrnn.evaluate import evaluate_ids
@@ -94,6 +97,10 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     rnn = rnn_cls(V, hidden, layers, dropout=dropout if layers > 1 else 0.0)
     drop, dec = torch.nn.Dropout(dropout), torch.nn.Linear(hidden, V)
+    if init == "charrnn":  # charrnn's --init charrnn (cells.charrnn_init), on PyTorch's draws
+        with torch.no_grad():
+            rnn.weight_ih_l0.mul_(INPUT_BOUND * hidden ** 0.5)
+            dec.bias.copy_(torch.from_numpy(prior_bias(np.bincount(train_ids[1:], minlength=V))))
     params = list(rnn.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     vocab = charrnn.Vocab(data.vocab.chars)
@@ -142,9 +149,10 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     if step % EVAL_EVERY:
         curve.append((step, validate()))
     best_step, best = min(curve, key=lambda sv: sv[1])
-    named = decay_from != charrnn.TrainConfig().decay_from  # as charrnn's row names options
+    default = charrnn.TrainConfig()  # as charrnn's row names its options, when not the default
     return {"contender": f"PyTorch {torch.__version__}" +
-            (f" --decay-from {decay_from:g}" if named else ""), "seconds": seconds, "seed": seed,
+            (f" --decay-from {decay_from:g}" if decay_from != default.decay_from else "") +
+            (f" --init {init}" if init != default.init else ""), "seconds": seconds, "seed": seed,
             "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
             "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
             "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
@@ -160,6 +168,8 @@ def main():
     ap.add_argument("--decay-from", type=float, default=None,
                     help="both contenders hold the rate for this fraction of the budget before "
                          "the decay (charrnn: its --decay-from)")
+    ap.add_argument("--init", choices=("charrnn", "pytorch"), default=None,
+                    help="both contenders start so (charrnn: its --init; default: charrnn's)")
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
     from charrnn import TrainConfig
@@ -167,6 +177,9 @@ def main():
     if args.decay_from is not None:
         decay_from = args.decay_from
         args.extra += ["--decay-from", str(args.decay_from)]
+    init = args.init or TrainConfig().init
+    if args.init is not None:
+        args.extra += ["--init", args.init]
     import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
     try:
         from threadpoolctl import threadpool_info
@@ -190,7 +203,7 @@ def main():
                 spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
                                 "lr": 3e-3}
                 theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
-                                   spec["dropout"], spec["lr"], seed, decay_from)
+                                   spec["dropout"], spec["lr"], seed, decay_from, init)
                 print(json.dumps(theirs), flush=True)
                 rows.append(theirs)
     print("\n| budget | contender | seed | model | steps | best held-out nats/char (step) "

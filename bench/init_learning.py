@@ -12,6 +12,12 @@ the machine. Initialisations:
   forget1  the same, then the LSTM forget-gate bias set to 1 (b_ih) and 0 (b_hh), as charrnn
            did before 2026-12-01
   zero-decoder-bias  pytorch's with the decoder's bias zero
+  log-prior  pytorch's with the decoder's bias set to the log of the training characters'
+           frequencies (the loss starts at the unigram entropy instead of ln V)
+  wx0xS    pytorch's with the first layer's input weights (the one-hot rows, an embedding)
+           scaled by S, e.g. wx0x8 (one-hot input has fan-in 1, not H)
+  orthogonal  pytorch's with every recurrent gate block W_h orthogonal (QR of a Gaussian)
+Several joined by + apply in turn (log-prior+wx0x4).
 --warmups: linear warm-up steps of the rate (TrainConfig.warmup_steps), crossed with --inits.
 Prints one line per run and the median and range at the last report per variant.
 """
@@ -26,10 +32,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def initialised(model, init: str):
+def initialised(model, init: str, train_ids=None, seed=0):
+    """The model with `init` applied: one name, or several joined by + (log-prior+wx0x4)."""
+    if "+" in init:
+        for part in init.split("+"):
+            initialised(model, part, train_ids, seed)
+        return model
     from charrnn.cells import views
     p, H = views(model.params, model.cfg), model.cfg.hidden
-    if init == "forget1":
+    if init == "log-prior":
+        freq = np.bincount(train_ids, minlength=model.cfg.vocab_size) + 1.0
+        p["dec.b"][:] = np.log(freq / freq.sum())
+    elif init.startswith("wx0x"):
+        p["l0.wx"][:] *= float(init[4:])
+    elif init == "orthogonal":
+        rng = np.random.default_rng(1000 + seed)
+        for k in range(model.cfg.layers):
+            wh = p[f"l{k}.wh"]
+            for g in range(wh.shape[1] // H):
+                q, r = np.linalg.qr(rng.standard_normal((H, H)))
+                wh[:, g * H:(g + 1) * H] = q * np.sign(np.diag(r))
+    elif init == "forget1":
         for k in range(model.cfg.layers):
             p[f"l{k}.bx"][H:2 * H] = 1.0
             p[f"l{k}.bh"][H:2 * H] = 0.0
@@ -68,7 +91,7 @@ def main():
         rate = TrainConfig(lr_schedule="constant", warmup_steps=warmup)
         for seed in [int(s) for s in a.seeds.split(",")]:
             m = initialised(Model(ModelConfig(len(vocab), "lstm", 256, 2), vocab=vocab,
-                                  seed=seed), init)
+                                  seed=seed), init, train_ids, seed)
             opt = Optimizer("adam", m.params.size)
             state, curve = m.zero_state(tc.batch_size), []
             for step in range(a.steps):

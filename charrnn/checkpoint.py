@@ -80,7 +80,8 @@ class Record:
         p = {k: v for k, v in meta["progress"].items() if k in known}
         if p.get("plan") is not None:
             p["plan"] = tuple(p["plan"])
-        return cls(from_dict(ModelConfig, meta["model"]), from_dict(TrainConfig, meta["train"]),
+        train = {"init": "pytorch", **meta["train"]}  # runs from before --init started so
+        return cls(from_dict(ModelConfig, meta["model"]), from_dict(TrainConfig, train),
                    list(meta["vocab"]), meta["encoding"], Progress(**p),
                    meta["optimizer"]["kind"], meta["optimizer"]["step_count"], meta["rng"],
                    meta["corpus"], arrays, meta)

@@ -18,6 +18,7 @@ SCHEDULES = ("auto", "constant", "linear", "cosine", "step")
 CLIP_MODES = ("norm", "value")
 ACTIVATIONS = ("tanh", "relu")
 ENCODINGS = ("utf-8", "bytes")
+INITS = ("charrnn", "pytorch")  # see cells.charrnn_init
 
 
 # What a training option may do when a run is resumed (TrainConfig fields declare one each):
@@ -143,6 +144,15 @@ class TrainConfig:
     keep: int = option(0, "Also keep numbered checkpoints ckpt-<step>.npz, the K newest.",
                        on_resume=MAY_CHANGE)
     seed: int = option(0, "Random seed (initialisation, dropout).", on_resume=MUST_MATCH)
+    # charrnn: at the defaults, validation at step 600 1.55 (2 seeds) against 1.73-1.92 (4) with
+    # pytorch's (README, "Training on a budget"; bench/init_learning.py; cells.charrnn_init).
+    init: str = option("charrnn", "Initialisation: pytorch is PyTorch's (every weight and bias "
+                       "uniform in +-1/sqrt(hidden)); charrnn is that with the first layer's "
+                       "input weights (one row per character) in +-2 and the output bias at the log "
+                       "of the training characters' frequencies, so that an untrained model "
+                       "already tells the characters apart and predicts their frequencies. Only "
+                       "a fresh run uses it (a resumed one has its weights).",
+                       choices=INITS, on_resume=MAY_CHANGE)
     records: bool = option(False, "Records mode: each non-empty line is one example (a name, a "
                            "title), read from the initial state and ended by an end symbol; "
                            "batches hold --batch-size whole lines (--seq-len is not used) and a "
@@ -170,6 +180,8 @@ class TrainConfig:
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
         check(self.grad_clip >= 0,
               f"--grad-clip must be >= 0 (0 turns it off), got {self.grad_clip}")
+        check(self.init in INITS,
+              f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
         check(self.strategy in STRATEGIES,
               f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         check(self.clip_mode in CLIP_MODES,

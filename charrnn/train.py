@@ -11,10 +11,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from . import budget, jit, sources, strategy
 from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
+from .cells import charrnn_init
 from .config import ModelConfig, TrainConfig, resume_config, to_dict
 from .data import Vocab, require_windows, split
 from .errors import CharrnnError, check_path
@@ -140,7 +143,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     corpus = _label(items)
     data = group.corpus(items, config.encoding)  # several files, a directory, stdin: one
     make = _records_data if config.records else _text_data
-    batches, val_ids, vocab, corpus_id, train_chars = make(data, config, corpus, group)
+    batches, val_ids, vocab, corpus_id, train_chars, counts = make(data, config, corpus, group)
     if saved is None:
         if config.auto:  # the model sized for the budget, from this machine's measured speed
             # measured by rank 0 alone on its share of the batch, the choice sent to all: ranks
@@ -155,6 +158,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         check_training_memory(mcfg, config.batch_size, config.seq_len, config.threads)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
+        if config.init == "charrnn":
+            charrnn_init(model.params, mcfg, counts)
     else:
         _check_same_corpus(saved, corpus_id, corpus)
         model = _model_from(saved, vocab)
@@ -211,7 +216,8 @@ def _check_vocab_size(vocab: Vocab, corpus: str) -> Vocab:
 
 def _text_data(data, config, corpus, group):
     """Text mode: (training batches, validation ids, vocabulary, corpus identity, training
-    characters). The last val_fraction of the text validates."""
+    characters, (V,) how often each character is a training target). The last val_fraction of
+    the text validates."""
     vocab = _check_vocab_size(Vocab(data.vocab.chars, config.encoding), corpus)
     train_ids, val_ids = split(data.ids, config.val_fraction)
     val_ids = val_ids[: config.val_max_chars]
@@ -221,7 +227,8 @@ def _text_data(data, config, corpus, group):
                            f"{config.val_fraction}) has fewer than 2 characters; use a longer "
                            "text or a larger fraction")
     batches = group.batches(train_ids, config.batch_size, config.seq_len)  # this process's rows
-    return batches, val_ids, vocab, data.identity(), len(train_ids)
+    return batches, val_ids, vocab, data.identity(), len(train_ids), \
+        np.bincount(train_ids[1:], minlength=len(vocab))
 
 
 def _records_data(data, config, corpus, group):
@@ -235,8 +242,10 @@ def _records_data(data, config, corpus, group):
     vocab = _check_vocab_size(Vocab(vocab.chars, config.encoding), corpus)
     batches = group.record_batches(  # this process's records of each batch
         rec.RecordBatches(train_recs, config.batch_size, config.seed, vocab.end))
+    counts = np.bincount(train_recs.ids, minlength=len(vocab))
+    counts[vocab.end] += len(train_recs)  # every record's last target is its end
     return batches, val_recs, vocab, {**data.identity(), "records": len(recs)}, \
-        train_recs.predictions
+        train_recs.predictions, counts
 
 
 # -- resume helpers --------------------------------------------------------------------------------

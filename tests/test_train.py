@@ -95,3 +95,47 @@ def test_final_validation_is_logged_on_the_last_row(tiny_corpus, tmp_path):
     assert int(last[0]) == r.step == len(rows) - 1
     assert float(last[3]) == pytest.approx(r.last_val_loss, abs=1e-6)
     assert all(row.split(",")[3] == "" for row in rows[1:-1])
+
+
+def _start_params(corpus, tmp_path, **kw):
+    """The parameters a fresh run starts from (before its first step), and its vocabulary."""
+    seen = {}
+    charrnn.train(corpus, cfg(max_steps=1, **kw), **SMALL, checkpoint_dir=tmp_path,
+                  progress=False, on_start=lambda m: seen.update(params=m.params.copy()))
+    return seen["params"], charrnn.load(tmp_path).vocab
+
+
+def test_init_charrnn_scales_the_input_weights_and_starts_the_bias_at_the_log_frequencies(
+        tiny_corpus, tmp_path):
+    from collections import Counter
+
+    from charrnn.cells import views
+    ours, vocab = _start_params(tiny_corpus, tmp_path / "charrnn")
+    plain, _ = _start_params(tiny_corpus, tmp_path / "pytorch", init="pytorch")
+    model = charrnn.load(tmp_path / "charrnn")
+    p, q = views(ours, model.cfg), views(plain, model.cfg)
+    assert abs(q["dec.b"]).max() <= 1 / np.sqrt(16)  # pytorch: uniform in +-1/sqrt(H)
+    assert abs(q["l0.wx"]).max() <= 1 / np.sqrt(16)
+    for name in p:  # the same draws: only these two differ from PyTorch's initialisation
+        if name not in ("dec.b", "l0.wx"):
+            np.testing.assert_array_equal(p[name], q[name])
+    np.testing.assert_allclose(p["l0.wx"], q["l0.wx"] * 2 * np.sqrt(16), rtol=1e-6)  # in +-2
+    assert 1.8 < abs(p["l0.wx"]).max() <= 2
+    text = tiny_corpus.read_text()
+    train = text[: len(text) - int(len(text) * 0.1)]
+    counts = Counter(train[1:])  # the training targets
+    want = np.log([(counts[c] + 1) / (len(train) - 1 + len(vocab)) for c in vocab.chars])
+    np.testing.assert_allclose(p["dec.b"], want, rtol=1e-5)
+
+
+def test_init_charrnn_in_records_mode_counts_each_records_end(tmp_path):
+    from charrnn.cells import views
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(["anna", "bob", "eve", "otto", "ada"] * 40) + "\n")
+    prior, vocab = _start_params(names, tmp_path / "run", records=True, batch_size=8)
+    share = np.exp(views(prior, charrnn.load(tmp_path / "run").cfg)["dec.b"].astype(float))
+    assert abs(share.sum() - 1) < 1e-5  # (n + 1) / (N + V): a distribution
+    # every 22 targets of the five names hold 5 ends, 4 a's and 1 v (the validation records
+    # are a random tenth, and add-one moves the shares a little)
+    for ch, want in ((vocab.chars[vocab.end], 5 / 22), ("a", 4 / 22), ("v", 1 / 22)):
+        assert abs(share[vocab.index[ch]] - want) < 0.02, (ch, share[vocab.index[ch]])
