@@ -67,7 +67,7 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
     return {"contender": "charrnn" + (" --auto" if auto else "") + "".join(" " + e for e in extra),
             "seconds": seconds, "seed": seed, "best_val": info["best_val_loss"],
             "final_val": curve[-1], "best_step": info["best_step"], "spikes": spikes(curve),
-            "steps": info["steps"], "wall_s": round(wall, 1),
+            "steps": int(rows[-1]["step"]), "wall_s": round(wall, 1),  # info: best.npz's
             "model": f"{info['cell']} {info['layers']}x{info['hidden']} dropout {info['dropout']}",
             "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
             "dropout": info["dropout"], "lr": info["train_options"]["lr"],

@@ -2,7 +2,8 @@
 
     python bench/compare_learning.py --steps 3000 --every 100 --seed 0     # needs torch
 
-Both start from charrnn's initial weights (copied into torch.nn.LSTM/GRU/RNN + Linear), read the
+Both start from charrnn's initial weights (--init: as `charrnn train --init` makes them, default
+charrnn's; copied into torch.nn.LSTM/GRU/RNN + Linear), read the
 same truncated-BPTT windows of tinyshakespeare with the carried state reset each epoch, and take
 Adam steps with gradient clipping at norm 5. It prints the validation loss of both every --every
 steps (float32 in both; small differences come from summation order and charrnn's float32 tanh),
@@ -25,6 +26,7 @@ def main():
     import torch.nn.functional as F
 
     from charrnn import TrainConfig
+    from charrnn.cells import charrnn_init
     from charrnn.config import ModelConfig
     from charrnn.data import Batches, Vocab, read_text, split
     from charrnn.evaluate import evaluate_ids
@@ -40,6 +42,8 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="charrnn's initialisation seed")
     ap.add_argument("--lr", type=float, default=None, help="default: TrainConfig's")
+    ap.add_argument("--init", choices=("charrnn", "pytorch"), default=None,
+                    help="the initialisation (TrainConfig.init; default: TrainConfig's)")
     ap.add_argument("--charrnn-only", action="store_true",
                     help="skip PyTorch (its curve for a seed is the same every run): to try a "
                          "change to charrnn against an earlier run's PyTorch column")
@@ -55,6 +59,8 @@ def main():
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V = len(vocab)
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab, seed=a.seed)
+    if (a.init or tc.init) == "charrnn":  # as charrnn.train starts a fresh run
+        charrnn_init(m.params, m.cfg, np.bincount(train_ids[1:], minlength=V))
     cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
     rnn = cells[a.model](V, a.hidden, a.layers)
     dec = torch.nn.Linear(a.hidden, V)
@@ -68,8 +74,8 @@ def main():
     topt = torch.optim.Adam(tm.parameters(), lr=tc.lr)
     eye = torch.eye(V)
     state, tstate = m.zero_state(tc.batch_size), None
-    print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} lr {tc.lr}: step, val loss charrnn, "
-          f"val loss PyTorch" + (", val loss charrnn float64" if m64 else ""))
+    print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} init {a.init or tc.init} lr {tc.lr}: "
+          "step, val loss charrnn, val loss PyTorch" + (", val loss charrnn float64" if m64 else ""))
     curves = ([], [], [])
     for step in range(a.steps):
         w = step % batches.windows

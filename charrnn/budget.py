@@ -20,6 +20,9 @@ from .config import ModelConfig
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
 DROPOUT_RATIO, DROPOUT = 2.0, 0.3
+# A --time-limit run without --dropout (and --auto's smaller models) takes PASSES_DROPOUT when
+# the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
+DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
 
 
 @dataclass(frozen=True)
@@ -51,21 +54,38 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
     training batch_size rows (its share) at the speed rank 0 measured, side by side: the
     Allreduce is left out, so across slow links the choice can be a size too large."""
     speed = speed or measure
-    usable = 0.9 * budget_seconds  # validation and checkpoints take the rest
     best = None
     for cell, layers, hidden in CANDIDATES:
         cps = ranks * speed(cell, layers, hidden, vocab_size, batch_size, seq_len, threads)
-        epochs = cps * usable / train_chars
+        epochs = planned_passes(budget_seconds, cps, train_chars)
         if best is None or epochs >= MIN_EPOCHS:
             best = (cell, layers, hidden, cps, epochs)
         if epochs < MIN_EPOCHS:
             break  # larger ones are slower still
     cell, layers, hidden, cps, epochs = best
     params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
-    dropout = DROPOUT if params > DROPOUT_RATIO * train_chars else 0.0
+    dropout = DROPOUT if params > DROPOUT_RATIO * train_chars else dropout_for(epochs)
     reason = (f"{cell} {layers}x{hidden} trains {cps:,.0f} chars/s here, {epochs:.0f} passes over "
               f"the {train_chars:,} training characters in {budget_seconds:g} s (the largest "
               f"with at least {MIN_EPOCHS})"
               + (f"; dropout {dropout}: {params:,} parameters for {train_chars:,} characters"
+                 if dropout == DROPOUT else f"; dropout {dropout}: {epochs:.0f} passes"
                  if dropout else ""))
     return Choice(cell, layers, hidden, dropout, cps, epochs, reason)
+
+
+def dropout_for(passes: float) -> float:
+    """The dropout of a --time-limit run without --dropout that will read its training text
+    `passes` times (at least DROPOUT_FROM_PASSES: PASSES_DROPOUT, else none).
+
+    Why: LSTM 2x256 at the defaults (--init charrnn) overfits tinyshakespeare after about 4
+    passes (validation 1.52 at step 1,600, then rising to 1.56 at the end of 300 s while the
+    training loss fell to 1.03), and dropout 0.2 cost 0.035 at 60 s, about 2 passes (README,
+    "Training on a budget")."""
+    return PASSES_DROPOUT if passes >= DROPOUT_FROM_PASSES else 0.0
+
+
+def planned_passes(budget_seconds: float, chars_per_second: float, train_chars: int) -> float:
+    """How many times a run of this speed reads its training text in the budget (as choose()
+    counts: 90% of the budget trains, validation and checkpoints take the rest)."""
+    return chars_per_second * 0.9 * budget_seconds / train_chars

@@ -123,7 +123,10 @@ def cli(debug):
 
 @cli.command()
 @click.argument("corpus", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
-@config_options(ModelConfig)
+@config_options(ModelConfig, exclude=("dropout",))
+@click.option("--dropout", type=float, default=None,
+              help=_field(ModelConfig, "dropout").metadata["help"] + " [default: 0; with "
+              "--time-limit, chosen from how often the budget reads the text]")
 @config_options(TrainConfig)
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: checkpoints/<corpus name>].")

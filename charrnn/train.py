@@ -76,7 +76,7 @@ def _label(items: list[str]) -> str:
 @mpi.when_distributed  # distributed=True runs this as one rank of an MPI job
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelConfig.cell,
           hidden: int = ModelConfig.hidden, layers: int = ModelConfig.layers,
-          dropout: float = ModelConfig.dropout, activation: str = ModelConfig.activation,
+          dropout: float | None = None, activation: str = ModelConfig.activation,
           checkpoint_dir=None, resume=None, overwrite: bool = False, progress: bool = True,
           sample_every: int = 0,
           sample_length: int = 200, on_start=None, distributed: bool = False) -> TrainResult:
@@ -91,6 +91,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         Training options (defaults as the CLI). On resume, None means "as saved".
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
+        dropout None: none, except in a --time-limit run that will read its training text
+        often (budget.dropout_for, at the speed measured here).
     checkpoint_dir : path, optional
         Run directory; default checkpoints/<corpus stem>/.
     resume : bool, path or checkpoint.Record, optional
@@ -134,7 +136,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
             items = [_saved_corpus(saved) if group.root else saved.corpus.get("path")]
     config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
-        ModelConfig(1, cell, hidden, layers, dropout, activation)
+        ModelConfig(1, cell, hidden, layers, dropout or 0.0, activation)
         if not overwrite and group.root:  # only rank 0 writes a run directory
             RunDir(run_dir).refuse_existing()
     if group.distributed and sources.STDIN in items:
@@ -155,6 +157,9 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                 choice.dropout
             if progress:
                 print(f"--auto: {choice.reason}", file=sys.stderr, flush=True)
+        elif dropout is None:
+            dropout = _budget_dropout(config, cell, layers, hidden, len(vocab), train_chars,
+                                      group, progress)
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         check_training_memory(mcfg, config.batch_size, config.seq_len, config.threads)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
@@ -184,6 +189,33 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         print(f"charrnn: kernels ready in {seconds:.1f} s (not counted in --time-limit)",
               file=sys.stderr, flush=True)
     return run.loop()
+
+
+def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group,
+                    progress) -> float:
+    """A fresh run's dropout when none was given: none, unless it has a --time-limit and will
+    read its training text often in it (budget.dropout_for; the passes at the speed rank 0
+    measures on its share of the batch, as --auto does; --epochs and --max-steps bound them)."""
+    c = config
+    if c.time_limit is None:
+        return 0.0
+    if progress:  # the speed probe's first step compiles the kernels on a first run
+        jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
+    cps = group.size * group.on_root(budget.measure, cell, layers, hidden, vocab_size,
+                                     c.batch_size // group.size, c.seq_len,
+                                     c.threads or group.default_threads())
+    passes = budget.planned_passes(c.time_limit, cps, train_chars)
+    if c.epochs is not None:
+        passes = min(passes, c.epochs)
+    if c.max_steps is not None:
+        passes = min(passes, c.max_steps * c.batch_size * c.seq_len / train_chars)
+    dropout = budget.dropout_for(passes)
+    if progress:
+        print(f"charrnn: dropout {dropout:g}: about {passes:.1f} passes over the {train_chars:,} "
+              f"training characters in {c.time_limit:g} s at {cps:,.0f} chars/s "
+              f"({budget.PASSES_DROPOUT:g} from {budget.DROPOUT_FROM_PASSES:g}; --dropout to "
+              "choose)", file=sys.stderr, flush=True)
+    return dropout
 
 
 def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfig:

@@ -145,13 +145,43 @@ def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
     def speed(cell, layers, hidden, *rest):
         return speeds[hidden]
     short = budget.choose(1_000_000, 300, 65, 50, 50, speed=speed)
-    assert (short.hidden, short.dropout) == (128, 0.0)  # 27 passes: the only one past 12
+    # 27 passes: the only one past 12, and past DROPOUT_FROM_PASSES: dropout_for's
+    assert (short.hidden, short.dropout) == (128, budget.PASSES_DROPOUT)
+    assert "dropout 0.2: 27 passes" in short.reason
     long = budget.choose(1_000_000, 1800, 65, 50, 50, speed=speed)
     assert (long.hidden, long.dropout) == (512, budget.DROPOUT)  # 13 passes; 3.3 M > 2 x 1 M
     assert "lstm 2x512 trains 8,000 chars/s here, 13 passes" in long.reason
-    assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == 0.0
+    # 13 passes, 3.3 M parameters for 2 M characters: the passes' dropout, not the larger one
+    assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == \
+        budget.PASSES_DROPOUT
     tiny = budget.choose(10 ** 9, 60, 65, 50, 50, speed=speed)
-    assert tiny.hidden == 128  # none reaches 12 passes: the smallest
+    assert (tiny.hidden, tiny.dropout) == (128, 0.0)  # none reaches 12 passes: the smallest,
+    # and it reads the text far less than DROPOUT_FROM_PASSES times
+
+
+def test_dropout_by_passes_starts_at_its_threshold():
+    from charrnn import budget
+    assert budget.dropout_for(budget.DROPOUT_FROM_PASSES - 0.01) == 0.0
+    assert budget.dropout_for(budget.DROPOUT_FROM_PASSES) == budget.PASSES_DROPOUT > 0
+    assert budget.planned_passes(300, 40_000, 1_000_000) == pytest.approx(10.8)  # 90% trains
+
+
+@pytest.mark.parametrize("speed,given,want", [(200_000, {}, 0.2), (2_000, {}, 0.0),
+                                              (200_000, {"max_steps": 3}, 0.0),
+                                              (200_000, {"dropout": 0.0}, 0.0),
+                                              (2_000, {"dropout": 0.4}, 0.4)])
+def test_a_time_limit_run_without_dropout_takes_it_from_its_passes(tiny_corpus, tmp_path,
+                                                                   monkeypatch, speed, given,
+                                                                   want):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "measure", lambda *a: speed)  # scripted: not this CPU's
+    dropout = given.pop("dropout", None)
+    # 5,400 training characters: 200,000 chars/s read them 33 times in the second, 2,000 once
+    # in three (--max-steps 3 of 4 x 10 characters: 0.02 passes)
+    cfg = TrainConfig(batch_size=4, seq_len=10, time_limit=1.0, eval_every=50, **given)
+    charrnn.train(tiny_corpus, cfg, hidden=8, layers=1, dropout=dropout,
+                  checkpoint_dir=tmp_path / "run", progress=False)
+    assert charrnn.load(tmp_path / "run").cfg.dropout == want
 
 
 def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, monkeypatch):
