@@ -15,9 +15,9 @@ holds out. For each budget:
   50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
   norm 5, the same initialisation (charrnn's --init: PyTorch's own draws, for charrnn with the
   first layer's input weights scaled to +-2 and the output bias at the training characters'
-  log-frequencies), and the same budget schedule (constant for charrnn's --decay-from of the time, at
-  least the first 3% that measure the speed, then linear to zero
-  at the step the measured speed says the budget ends). It validates as charrnn does: its weights
+  log-frequencies), the same dropout (charrnn's choice), and the same budget schedule (constant
+  for charrnn's --decay-from of the time, at least the first 3% that measure the speed, then
+  linear to zero at the step the measured speed says the budget ends). It validates as charrnn does: its weights
   are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
   steps and at the end, inside the budget; the best is reported.
 Both use every core (torch.set_num_threads = cores). With --seeds N each budget runs N seeds of

@@ -75,7 +75,8 @@ def main():
     eye = torch.eye(V)
     state, tstate = m.zero_state(tc.batch_size), None
     print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} init {a.init or tc.init} lr {tc.lr}: "
-          "step, val loss charrnn, val loss PyTorch" + (", val loss charrnn float64" if m64 else ""))
+          "step, val loss charrnn, val loss PyTorch"
+          + (", val loss charrnn float64" if m64 else ""))
     curves = ([], [], [])
     for step in range(a.steps):
         w = step % batches.windows

@@ -148,8 +148,8 @@ class TrainConfig:
     # pytorch's (README, "Training on a budget"; bench/init_learning.py; cells.charrnn_init).
     init: str = option("charrnn", "Initialisation: pytorch is PyTorch's (every weight and bias "
                        "uniform in +-1/sqrt(hidden)); charrnn is that with the first layer's "
-                       "input weights (one row per character) in +-2 and the output bias at the log "
-                       "of the training characters' frequencies, so that an untrained model "
+                       "input weights (one row per character) in +-2 and the output bias at the "
+                       "log of the training characters' frequencies, so that an untrained model "
                        "already tells the characters apart and predicts their frequencies. Only "
                        "a fresh run uses it (a resumed one has its weights).",
                        choices=INITS, on_resume=MAY_CHANGE)
