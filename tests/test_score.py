@@ -118,7 +118,9 @@ def test_beam_search_returns_records_by_probability_and_width_1_is_greedy(runs):
     greedy = charrnn.sample(text, 40, temperature=0, prime="First")
     assert charrnn.beam(text, 1, 40, prime="First")[0][0] == greedy
     wide = charrnn.beam(text, 4, 40, prime="First")
-    assert wide[0][1] >= charrnn.beam(text, 1, 40, prime="First")[0][1] - 1e-9
+    # at least as likely, up to float32 rounding of 40 log-probabilities (the same text scored
+    # in a batch of 4 rows and of 1 can differ in the last bits: 2e-7 nats seen)
+    assert wide[0][1] >= charrnn.beam(text, 1, 40, prime="First")[0][1] - 1e-5
 
 
 def test_beam_from_the_cli(runs):

@@ -202,13 +202,17 @@ def test_choosing_a_unit_in_the_page_recolours_the_text(run, tmp_path, browser):
 
 def test_find_picks_a_unit_that_tracks_speaker_lines_better_than_chance(tmp_path):
     """After 400 steps on 20,000 characters of tinyshakespeare, --find for a speaker's name line
-    picks a unit far better correlated with it than any unit of untrained models (chance)."""
+    picks a unit far better correlated with it than any unit of untrained models (chance).
+    With --init pytorch: from --init charrnn's start the best unit tracked these lines less
+    (|corr| 0.46 and 0.59 on seeds 0 and 1, 0.44 after 800 steps, against 0.77 on seed 0;
+    why is not measured; README, "show")."""
     from charrnn.model import Model
     from charrnn.train import DEFAULT_CORPUS
     corpus = tmp_path / "t.txt"
     corpus.write_text(DEFAULT_CORPUS.read_text()[:20000])
     cli_run("train", corpus, "--hidden", 64, "--layers", 1, "--batch-size", 16, "--seq-len", 50,
-            "--max-steps", 400, "--eval-every", 400, "--quiet", "--checkpoint-dir", tmp_path / "r")
+            "--max-steps", 400, "--eval-every", 400, "--quiet", "--init", "pytorch",
+            "--checkpoint-dir", tmp_path / "r")
     m = charrnn.load(tmp_path / "r")
     text, pattern = corpus.read_text()[:6000], r"(?m)^[A-Z][A-Za-z ]*:$"
     trained = abs(analyse(m, text, find=pattern)["ranked"][0]["corr"])
