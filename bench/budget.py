@@ -84,7 +84,7 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     import charrnn
     from charrnn.cells import INPUT_BOUND, prior_bias
     from charrnn.corpus import load_corpus
-    from charrnn.data import Batches, split
+    from charrnn.data import Batches, split, target_counts
     from charrnn.evaluate import evaluate_ids
     from charrnn.train import DEFAULT_CORPUS
 
@@ -100,7 +100,7 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
     if init == "charrnn":  # charrnn's --init charrnn (cells.charrnn_init), on PyTorch's draws
         with torch.no_grad():
             rnn.weight_ih_l0.mul_(INPUT_BOUND * hidden ** 0.5)
-            dec.bias.copy_(torch.from_numpy(prior_bias(np.bincount(train_ids[1:], minlength=V))))
+            dec.bias.copy_(torch.from_numpy(prior_bias(target_counts(train_ids, V))))
     params = list(rnn.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     vocab = charrnn.Vocab(data.vocab.chars)

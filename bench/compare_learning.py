@@ -28,7 +28,7 @@ def main():
     from charrnn import TrainConfig
     from charrnn.cells import charrnn_init
     from charrnn.config import ModelConfig
-    from charrnn.data import Batches, Vocab, read_text, split
+    from charrnn.data import Batches, Vocab, read_text, split, target_counts
     from charrnn.evaluate import evaluate_ids
     from charrnn.export import from_state_dict, state_dict
     from charrnn.model import Model
@@ -60,7 +60,7 @@ def main():
     V = len(vocab)
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab, seed=a.seed)
     if (a.init or tc.init) == "charrnn":  # as charrnn.train starts a fresh run
-        charrnn_init(m.params, m.cfg, np.bincount(train_ids[1:], minlength=V))
+        charrnn_init(m.params, m.cfg, target_counts(train_ids, V))
     cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
     rnn = cells[a.model](V, a.hidden, a.layers)
     dec = torch.nn.Linear(a.hidden, V)

@@ -38,11 +38,11 @@ def initialised(model, init: str, train_ids=None, seed=0):
         for part in init.split("+"):
             initialised(model, part, train_ids, seed)
         return model
-    from charrnn.cells import views
+    from charrnn.cells import prior_bias, views
+    from charrnn.data import target_counts
     p, H = views(model.params, model.cfg), model.cfg.hidden
     if init == "log-prior":
-        freq = np.bincount(train_ids, minlength=model.cfg.vocab_size) + 1.0
-        p["dec.b"][:] = np.log(freq / freq.sum())
+        p["dec.b"][:] = prior_bias(target_counts(train_ids, model.cfg.vocab_size))
     elif init.startswith("wx0x"):
         p["l0.wx"][:] *= float(init[4:])
     elif init == "orthogonal":

@@ -192,6 +192,12 @@ class Batches:
         return self.batch_size * self.seq_len
 
 
+def target_counts(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """(V,) how often each character is a target in a stream of ids (every id but the first):
+    what --init charrnn's output bias starts from (cells.prior_bias)."""
+    return np.bincount(ids[1:], minlength=vocab_size)
+
+
 def split(ids: np.ndarray, val_fraction: float):
     """Training stream and validation stream: the last val_fraction of the text validates."""
     n_val = int(len(ids) * val_fraction)

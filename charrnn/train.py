@@ -19,7 +19,7 @@ from . import distributed as mpi
 from . import records as rec
 from .cells import charrnn_init
 from .config import ModelConfig, TrainConfig, resume_config, to_dict
-from .data import Vocab, require_windows, split
+from .data import Vocab, require_windows, split, target_counts
 from .errors import CharrnnError, check_path
 from .group import Solo
 from .model import Model, check_training_memory
@@ -260,7 +260,7 @@ def _text_data(data, config, corpus, group):
                            "text or a larger fraction")
     batches = group.batches(train_ids, config.batch_size, config.seq_len)  # this process's rows
     return batches, val_ids, vocab, data.identity(), len(train_ids), \
-        np.bincount(train_ids[1:], minlength=len(vocab))
+        target_counts(train_ids, len(vocab))
 
 
 def _records_data(data, config, corpus, group):
