@@ -5,7 +5,8 @@
 Every time step of training multiplies the shard's hidden state h (S, H) by W_h (H, G*H), and the
 backward multiplies the gate gradient dg (S, G*H) by W_h's transpose. The same product can reach
 BLAS with W_h as stored (row-major (H, G*H)), or as the transpose of a row-major (G*H, H) copy
-(PyTorch's own layout for weight_hh), and its result can be asked for transposed. For LSTM sizes
+(PyTorch's own layout for weight_hh), and its result can be asked for transposed (and, in
+the forward, transposed back in 16-row blocks, as stack.py does). For LSTM sizes
 (G = 4) and the shards' row counts (25: batch 50 on 2 threads; 50: one block), each pair of
 layouts runs alternately, `--reps` times, each run ~0.1 GFLOP in one compiled loop; it prints
 GFLOP/s medians and the median of the per-rep ratios (with their range), one BLAS thread and
@@ -26,6 +27,9 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from throughput import machine  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from charrnn.stack import _transpose16  # noqa: E402
+
 
 @njit(nogil=True)
 def fwd_stored(h, Wh, WhT, out, n):   # h (S, H) @ W_h (H, GH): as stored
@@ -37,6 +41,14 @@ def fwd_stored(h, Wh, WhT, out, n):   # h (S, H) @ W_h (H, GH): as stored
 def fwd_copy(h, Wh, WhT, out, n):     # h @ (W_h^T)^T: W_h^T a row-major (GH, H) copy
     for _ in range(n):
         np.dot(h, WhT.T, out)
+
+
+@njit(nogil=True)
+def fwd_transposed(h, Wh, WhT, out, n):  # (W_h^T h^T)^T: computed transposed, then back in
+    outT = np.empty((out.shape[1], out.shape[0]), out.dtype)  # 16-row blocks (stack.py)
+    for _ in range(n):
+        np.dot(WhT, h.T, outT)
+        _transpose16(out, outT)
 
 
 @njit(nogil=True)
@@ -58,7 +70,9 @@ def bwd_copy(dg, Wh, WhT, out, n):    # dg @ W_h^T from the (GH, H) copy, (S, H)
 
 
 PAIRS = [  # (what, baseline, contender, input is dg, output transposed: baseline, contender)
+    # fwd_copy is what stack.py used from WT_MIN_HIDDEN on until fwd_transposed beat it
     ("forward h @ W_h", fwd_stored, fwd_copy, False, (False, False)),
+    ("forward h @ W_h", fwd_copy, fwd_transposed, False, (False, False)),
     ("backward dg @ W_h^T", bwd_stored, bwd_plain, True, (True, False)),
     ("backward dg @ W_h^T", bwd_stored, bwd_copy, True, (True, False)),
 ]
@@ -93,9 +107,9 @@ def main():
     print(f"# the recurrent product's operand layouts, {time.strftime('%Y-%m-%d')}  ")
     print("  \n".join(machine()) + "  ")
     print("command: python bench/recurrent_product.py " + " ".join(sys.argv[1:]) + "\n")
-    print("| product | H | rows | BLAS threads | as stored GFLOP/s | contender | GFLOP/s | "
-          "stored time / contender time |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| product | H | rows | BLAS threads | baseline | GFLOP/s | contender | GFLOP/s | "
+          "baseline time / contender time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for H in (int(v) for v in args.hidden.split(",")):
         Wh = rng.standard_normal((H, 4 * H), dtype=np.float32)
@@ -111,7 +125,8 @@ def main():
                 for threads in (1, 2):
                     with threadpool_limits(threads):
                         g1, g2, ratio = compare(base, other, a, Wh, WhT, outs, args.reps)
-                    print(f"| {what} | {H} | {S} | {threads} | {g1:.1f} | {other.__name__} | "
+                    print(f"| {what} | {H} | {S} | {threads} | {base.__name__} | {g1:.1f} | "
+                          f"{other.__name__} | "
                           f"{g2:.1f} | {statistics.median(ratio):.2f} "
                           f"[{min(ratio):.2f}-{max(ratio):.2f}] |", flush=True)
 

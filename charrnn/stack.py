@@ -77,7 +77,7 @@ def _carve(ws, cell, L, T, S, H, V):
     probs = ws[o[8]: o[9]].reshape((T * S, V))              # logits, then softmax, then dlogits
     dx = ws[o[9]: o[10]].reshape((T, S, H))                 # gradient flowing down the stack
     hp = ws[o[10]: o[11]].reshape((S, G * H))               # h_prev @ W_h of the current step
-    rec = ws[o[11]: o[12]].reshape((4, S, H))               # dh_rec, dc, GRU carry, transposed
+    rec = ws[o[11]: o[12]].reshape((4, S, H))  # backward: dh_rec, dc, GRU carry, transposed; forward: hpT
     return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
 
 
@@ -154,12 +154,15 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     """
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
     GH = G * H
-    xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, _rec = _carve(ws, cell, L, T, S, H, V)
-    # h_prev @ W_h as h_prev @ (W_h^T)^T from a transposed copy: OpenBLAS runs the thin
-    # per-step product 1.1-1.5x faster when its (H, GH) operand arrives transposed
-    # (H = 256-512, 25-50 rows, Intel Xeon, bench/results/recurrent_product.md); the copy
-    # costs one pass over W_h per forward.
+    xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
+    # From WT_MIN_HIDDEN on, h_prev @ W_h is computed as its transpose, hpT (GH, S) =
+    # W_h^T h_prev^T, from a transposed copy of W_h made once per forward, then transposed
+    # back in 16-row blocks: on one thread, product and transpose together ran 1.1-1.4x
+    # faster than h_prev @ W_h (S = 25, H = 256-512, AMD EPYC with AVX-512; the product
+    # alone 1.2-1.3x on an Intel Xeon; bench/results/recurrent_product.md). hpT lives in rec,
+    # which only backward uses (and sets before it reads).
     wt, transposed = _carve_wt(ws, cell, L, T, S, H, V), H >= WT_MIN_HIDDEN
+    hpT = rec.reshape(4 * S * H)[:GH * S].reshape((GH, S))
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
         if transposed:
@@ -171,7 +174,8 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
             c[k, 0] = c0[k, b0:b1]
         for t in range(T):
             if transposed:
-                np.dot(h[k, t], wt[k].T, hp)
+                np.dot(wt[k], h[k, t].T, hpT)
+                _transpose16(hp, hpT)
             else:
                 np.dot(h[k, t], Wh, hp)
             if cell == K.CELL_LSTM:
@@ -306,7 +310,7 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
         # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
         # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
         np.dot(Wh, dgh[k, t].T, dh_rec_t)
-        _transpose(dh_rec, dh_rec_t)
+        _transpose16(dh_rec, dh_rec_t)
     for s in range(S):
         for j in range(H):
             dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
@@ -359,12 +363,20 @@ def _sum(a):
 
 
 @njit(**KW)
-def _transpose(out, a):
-    """out (S, H) = a (H, S) transposed."""
-    for j in range(a.shape[0]):
-        row = a[j]
-        for s in range(a.shape[1]):
-            out[s, j] = row[s]
+def _transpose16(out, a):
+    """out (C, R) = a (R, C) transposed, 16 rows of a at a time: each pass writes whole
+    64-byte lines of out, where a row-by-row copy writes one float of each line, and a wide
+    tile's column writes, 4 KB apart when C is a power of two, evict each other."""
+    R, C = a.shape
+    for r0 in range(0, R - R % 16, 16):
+        blk = a[r0: r0 + 16]
+        for j in range(C):
+            o = out[j, r0: r0 + 16]
+            for i in range(16):
+                o[i] = blk[i, j]
+    for r in range(R - R % 16, R):
+        for j in range(C):
+            out[j, r] = a[r, j]
 
 
 @njit(**KW)

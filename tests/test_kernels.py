@@ -38,16 +38,26 @@ def test_forward_matches_naive_reference(case, L):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_wide_forward_matches_naive_reference(cell):
-    # From stack.WT_MIN_HIDDEN on, the recurrent product runs on a transposed copy of W_h.
+    # From stack.WT_MIN_HIDDEN on, the recurrent product runs transposed, on a transposed
+    # copy of W_h, and is transposed back each step (B = 3: shards of 1 and 2 rows, or 3).
     m = random_model(cell, layers=2, H=stack.WT_MIN_HIDDEN)
-    x, y = random_batch(T=3, B=2)
-    h0, c0 = random_state(m, 2)
+    x, y = random_batch(T=3, B=3)
+    h0, c0 = random_state(m, 3)
     loss, (h, c) = m.forward(x, y, (h0, c0))
     logits, rh, rc = ref.forward(state_dict(m, np.float64), cell, 2, x, h0, c0)
     assert loss == pytest.approx(ref.loss(logits, y), rel=1e-12)
     np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
     if cell == "lstm":
         np.testing.assert_allclose(c, rc, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(1024, 25), (37, 5), (16, 1), (7, 3)])
+def test_blocked_transpose_is_a_transpose(shape):
+    # stack_forward transposes each step's hpT (GH, S) back in 16-row blocks, and a remainder.
+    a = np.random.default_rng(0).standard_normal(shape)
+    out = np.full(shape[::-1], np.nan)
+    stack._transpose16(out, a)
+    np.testing.assert_array_equal(out, a.T)
 
 
 def numeric_grad(f, arr, eps=1e-6):
