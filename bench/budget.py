@@ -6,6 +6,9 @@ in PyTorch for the same time.
         [-- EXTRA charrnn train OPTIONS]
 
 (the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
+On a machine with many cores, `--jobs N --cores-per-job 2` runs the budgets' runs side by side,
+each as its own process pinned to its own cores (charrnn and PyTorch see only those), N at a
+time: several seeds cost one run's time, and the contenders share the machine alike.
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
 holds out. For each budget:
 - charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
@@ -170,8 +173,15 @@ def main():
                          "the decay (charrnn: its --decay-from)")
     ap.add_argument("--init", choices=("charrnn", "pytorch"), default=None,
                     help="both contenders start so (charrnn: its --init; default: charrnn's)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs side by side, each on its own --cores-per-job cores (a machine "
+                         "with many cores: N seeds in one run's time; compare within one run)")
+    ap.add_argument("--cores-per-job", type=int, default=2)
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
+    if args.jobs > 1:
+        machine()
+        return side_by_side(args)
     from charrnn import TrainConfig
     decay_from = TrainConfig().decay_from  # charrnn's default unless given: the same schedule
     if args.decay_from is not None:
@@ -180,16 +190,7 @@ def main():
     init = args.init or TrainConfig().init
     if args.init is not None:
         args.extra += ["--init", args.init]
-    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
-    try:
-        from threadpoolctl import threadpool_info
-        blas = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
-                         for i in threadpool_info() if i.get("user_api") == "blas")
-    except ImportError:
-        blas = "unknown"
-    from charrnn.strategy import cpu_name
-    print(f"# {cpu_name()}, {len(os.sched_getaffinity(0))} cores; BLAS {blas}; "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", flush=True)
+    machine()
     rows = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
         seconds = 60 * minutes
@@ -200,12 +201,87 @@ def main():
                 print(json.dumps(ours), flush=True)
                 rows.append(ours)
             if "torch" in args.only:
-                spec = ours or {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.0,
-                                "lr": 3e-3}
+                spec = ours or default_spec()
                 theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
                                    spec["dropout"], spec["lr"], seed, decay_from, init)
                 print(json.dumps(theirs), flush=True)
                 rows.append(theirs)
+    tables(rows)
+
+
+def machine() -> None:
+    """The header line: CPU, usable cores, the BLAS kernel, OPENBLAS_CORETYPE."""
+    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
+    try:
+        from threadpoolctl import threadpool_info
+        blas = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
+                         for i in threadpool_info() if i.get("user_api") == "blas")
+    except ImportError:
+        blas = "unknown"
+    from charrnn.strategy import cpu_name
+    print(f"# {cpu_name()}, {len(os.sched_getaffinity(0))} cores; BLAS {blas}; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", flush=True)
+
+
+def default_spec() -> dict:
+    """The model and rate of charrnn's defaults, for a PyTorch run without a charrnn run beside."""
+    from charrnn import ModelConfig, TrainConfig
+    m = ModelConfig(vocab_size=65)
+    return {"cell": m.cell, "layers": m.layers, "hidden": m.hidden, "dropout": m.dropout,
+            "lr": TrainConfig().lr}
+
+
+def side_by_side(args) -> None:
+    """Every (budget, contender, seed) as its own `budget.py` process pinned to its own cores,
+    --jobs at a time, longest budgets first; then the same tables as one process prints."""
+    if args.auto and "torch" in args.only:
+        sys.exit("budget.py: --jobs with --auto runs charrnn only (--only charrnn): the PyTorch "
+                 "run needs the model charrnn's run chose")
+    cores = sorted(os.sched_getaffinity(0))
+    if args.jobs * args.cores_per_job > len(cores):
+        sys.exit(f"budget.py: --jobs {args.jobs} x --cores-per-job {args.cores_per_job} needs "
+                 f"more than the {len(cores)} usable cores")
+    tasks = [(m, who, seed) for m in sorted(args.minutes.split(","), key=float, reverse=True)
+             for seed in range(args.first_seed, args.first_seed + args.seeds)
+             for who in args.only.split(",")]
+    base = [sys.executable, os.path.abspath(__file__)]
+    for flag in ("--decay-from", "--init"):  # given through: the child adds them to extra
+        if getattr(args, flag[2:].replace("-", "_")) is not None:
+            base += [flag, str(getattr(args, flag[2:].replace("-", "_")))]
+    extra = args.extra
+    free = [cores[i * args.cores_per_job:(i + 1) * args.cores_per_job] for i in range(args.jobs)]
+    running, rows = [], []
+    print(f"# side by side: {len(tasks)} runs, {args.jobs} at a time on "
+          f"{args.cores_per_job} cores each", flush=True)
+    while tasks or running:
+        while tasks and free:
+            m, who, seed = tasks.pop(0)
+            mine = free.pop(0)
+            cmd = base + ["--minutes", m, "--seeds", "1", "--first-seed", str(seed),
+                          "--only", who] + (["--auto"] if args.auto else []) + \
+                (["--"] + extra if extra else [])
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                 preexec_fn=lambda c=mine: os.sched_setaffinity(0, c))
+            running.append((p, mine))
+        time.sleep(0.5)
+        for p, mine in list(running):
+            if p.poll() is None:
+                continue
+            running.remove((p, mine))
+            free.append(mine)
+            out = p.stdout.read().splitlines()
+            for line in out:
+                if line.startswith("{"):
+                    print(line, flush=True)
+                    rows.append(json.loads(line))
+            if p.returncode:
+                print(f"[a run failed: {' '.join(p.args)}]", file=sys.stderr, flush=True)
+    rows.sort(key=lambda r: (r["seconds"], r["contender"], r["seed"]))
+    tables(rows)
+
+
+def tables(rows: list[dict]) -> None:
+    """One Markdown row per run, then medians and ranges per budget and contender."""
     print("\n| budget | contender | seed | model | steps | best held-out nats/char (step) "
           "| at the end | spikes |")
     print("|---|---|---|---|---|---|---|---|")
