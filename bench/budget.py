@@ -260,8 +260,9 @@ def side_by_side(args) -> None:
             cmd = base + ["--minutes", m, "--seeds", "1", "--first-seed", str(seed),
                           "--only", who] + (["--auto"] if args.auto else []) + \
                 (["--"] + extra if extra else [])
-            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=lambda c=mine: os.sched_setaffinity(0, c))
+            pin = [sys.executable, "-c", (f"import os, sys; os.sched_setaffinity(0, {set(mine)}); "
+                                          "os.execv(sys.argv[1], sys.argv[1:])")]  # pinned, exec
+            p = subprocess.Popen(pin + cmd, stdout=subprocess.PIPE, text=True)
             running.append((p, mine))
         time.sleep(0.5)
         for p, mine in list(running):
