@@ -293,8 +293,7 @@ def main():
           f"--threads {a.threads}")
     for line in machine():
         print(line + "  ")
-    print(f"command: python bench/throughput.py --rounds {a.rounds} --threads {a.threads}"
-          f"{'' if a.torch_python == sys.executable else ' --torch-python ' + a.torch_python}")
+    print("command: python bench/throughput.py " + " ".join(sys.argv[1:]))  # as given
     if not torch_ok:
         print("(PyTorch not found: ratios omitted; pass --torch-python)")
     rows = [(name, *measure(name, a, torch_ok)) for name in names]
