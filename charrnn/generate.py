@@ -8,6 +8,7 @@ from numba import njit
 
 from .fastmath import KW
 from .kernels import CELL_GRU, CELL_LSTM, FOLD_BH, GATES, _gru_row, _lstm_row, _rnn_row
+from .stack import WT_MIN_HIDDEN, _transpose16, _transpose_tiled
 
 # ----------------------------------------------------------------------------------------------
 # Generation at batch 1: the whole loop compiled, weights read straight from the flat buffer.
@@ -172,19 +173,44 @@ def advance(hs, cs, params, offs, ids, cell, relu, H, V):
 # matrix-vector products, so the weights are read once for all K streams.
 
 @njit(**KW)
-def step_forward_batch(hs, cs, pre, hp, sc, params, offs, x, cell, relu, H, V):
+def transposed_weights(params, offs, cell, L, H, V):
+    """wt (2L, GH, H): W_x^T (layers above the first; row 0 unused) and W_h^T of every layer,
+    for step_forward_batch's products from WT_MIN_HIDDEN on; (0, GH, H) below it."""
+    GH = GATES[cell] * H
+    wt = np.zeros((2 * L if H >= WT_MIN_HIDDEN else 0, GH, H), params.dtype)
+    for k in range(wt.shape[0] // 2):
+        if k > 0:
+            _transpose_tiled(wt[2 * k], _view(params, offs[4 * k], H, GH))
+        _transpose_tiled(wt[2 * k + 1], _view(params, offs[4 * k + 1], H, GH))
+    return wt
+
+
+@njit(**KW, inline="always")
+def _product(out, outT, a, W, WT, transposed):
+    """out (K, GH) = a (K, H) @ W (H, GH); transposed: as (WT a^T)^T, WT (GH, H) = W^T, then
+    transposed back (stack_forward's form of the thin product, faster there from H = 256)."""
+    if transposed:
+        np.dot(WT, a.T, outT)
+        _transpose16(out, outT)
+    else:
+        np.dot(a, W, out)
+
+
+@njit(**KW)
+def step_forward_batch(hs, cs, pre, hp, sc, wt, pT, params, offs, x, cell, relu, H, V):
     """Advance K streams by one input id each. hs, cs (L, K, H) in/out; pre, hp (K, G*H):
-    scratch; x (K,) ids."""
+    scratch; wt: transposed_weights; pT (G*H, K): scratch; x (K,) ids."""
     L, K = hs.shape[0], hs.shape[1]
     GH = pre.shape[1]
+    transposed = wt.shape[0] != 0
     for k in range(L):
         Wx = _view(params, offs[4 * k], V if k == 0 else H, GH)
         Wh = _view(params, offs[4 * k + 1], H, GH)
         bx = params[offs[4 * k + 2]: offs[4 * k + 2] + GH]
         bh = params[offs[4 * k + 3]: offs[4 * k + 3] + GH]
         if k > 0:
-            np.dot(hs[k - 1], Wx, pre)
-        np.dot(hs[k], Wh, hp)
+            _product(pre, pT, hs[k - 1], Wx, wt[2 * k] if transposed else pre, transposed)
+        _product(hp, pT, hs[k], Wh, wt[2 * k + 1] if transposed else hp, transposed)
         fold = FOLD_BH[cell]
         for s in range(K):
             p = pre[s]
@@ -201,24 +227,26 @@ def step_forward_batch(hs, cs, pre, hp, sc, params, offs, x, cell, relu, H, V):
 
 
 @njit(**KW)
-def generate_batch(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
+def generate_batch(out, hs, cs, params, offs, wt, x, uniforms, cell, relu, H, V,
                    temperature, top_k, top_p):
     """Generate out.shape[1] ids for each of K streams (out (K, n)), feeding each back in.
     x (K,) in/out: the pending input ids; hs, cs (L, K, H) carry over between calls;
-    uniforms (K, n) in [0, 1), stream s drawing from its own row."""
+    wt: transposed_weights (made once per set of samples: the copy costs a pass over the
+    weights); uniforms (K, n) in [0, 1), stream s drawing from its own row."""
     K, n = out.shape
     L = hs.shape[0]
     GH = GATES[cell] * H
     pre = np.empty((K, GH), params.dtype)
     hp = np.empty((K, GH), params.dtype)
     sc = np.empty((K, 5 * H), params.dtype)  # _cell_update's GRU scratch
+    pT = np.empty((GH, K), params.dtype)
     logits = np.empty((K, V), params.dtype)
     probs = np.empty(V, np.float64)
     order = np.empty(V, np.int64)
     Wd = _view(params, offs[4 * L], H, V)
     bd = params[offs[4 * L + 1]: offs[4 * L + 1] + V]
     for i in range(n):
-        step_forward_batch(hs, cs, pre, hp, sc, params, offs, x, cell, relu, H, V)
+        step_forward_batch(hs, cs, pre, hp, sc, wt, pT, params, offs, x, cell, relu, H, V)
         np.dot(hs[L - 1], Wd, logits)
         for s in range(K):
             row = logits[s]
@@ -229,12 +257,14 @@ def generate_batch(out, hs, cs, params, offs, x, uniforms, cell, relu, H, V,
 
 
 @njit(**KW)
-def advance_batch(hs, cs, params, offs, ids, cell, relu, H, V):
-    """Feed ids (n, K) through K streams, updating hs, cs (L, K, H); no output (priming)."""
+def advance_batch(hs, cs, params, offs, wt, ids, cell, relu, H, V):
+    """Feed ids (n, K) through K streams, updating hs, cs (L, K, H); no output (priming);
+    wt: transposed_weights."""
     K = hs.shape[1]
     GH = GATES[cell] * H
     pre = np.empty((K, GH), params.dtype)
     hp = np.empty((K, GH), params.dtype)
     sc = np.empty((K, 5 * H), params.dtype)  # _cell_update's GRU scratch
+    pT = np.empty((GH, K), params.dtype)
     for i in range(ids.shape[0]):
-        step_forward_batch(hs, cs, pre, hp, sc, params, offs, ids[i], cell, relu, H, V)
+        step_forward_batch(hs, cs, pre, hp, sc, wt, pT, params, offs, ids[i], cell, relu, H, V)

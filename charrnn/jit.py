@@ -17,7 +17,8 @@ from .optim import Optimizer, clip_gradients
 from .sample import sample
 
 SAMPLE = ((G, "advance"), (G, "generate"))                    # one stream
-SAMPLE_MANY = ((G, "advance_batch"), (G, "generate_batch"))   # K streams at once
+SAMPLE_MANY = ((G, "transposed_weights"), (G, "advance_batch"),
+               (G, "generate_batch"))                         # K streams at once
 
 
 def forward_kernels(cell: str | None = None) -> tuple:

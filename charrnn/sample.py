@@ -216,8 +216,12 @@ def sample_many(model, num_samples: int, length: int = S.length,
     prime = prime and model.vocab.from_user(prime)
     out = np.zeros((num_samples, length), np.int64)
     shards = workers.shard_bounds(num_samples, threads)
-    workers.run([_stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p)
-                 for s0, s1 in shards])
+    params = np.ascontiguousarray(model.params, dtype=np.float32)
+    cfg = model.cfg
+    wt = G.transposed_weights(params, param_offsets(cfg), CELLS[cfg.cell].code, cfg.layers,
+                              cfg.hidden, cfg.vocab_size)  # one copy, read by every worker
+    workers.run([_stream_task(model, params, wt, ids, out, s0, s1, length, temperature, seed,
+                              top_k, top_p) for s0, s1 in shards])
     head = prime or ""
     return [head + cut_at_stop(model.vocab.decode(_until_end(row, model.vocab.end)), stops,
                                stop_exclude) for row in out]
@@ -231,11 +235,11 @@ def _until_end(ids, end):
     return ids[: hits[0]] if hits.size else ids
 
 
-def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_p):
+def _stream_task(model, params, wt, ids, out, s0, s1, length, temperature, seed, top_k, top_p):
     """A function generating streams [s0, s1) into out[s0:s1], chunk by chunk as sample_chunks
-    does (same chunking, so the same uniforms per stream)."""
+    does (same chunking, so the same uniforms per stream); params float32, wt their
+    transposed_weights."""
     cfg = model.cfg
-    params = np.ascontiguousarray(model.params, dtype=np.float32)
     offs = param_offsets(cfg)
     code, relu = CELLS[cfg.cell].code, cfg.activation == "relu"
     end = model.vocab.end
@@ -245,14 +249,15 @@ def _stream_task(model, ids, out, s0, s1, length, temperature, seed, top_k, top_
         hs = np.zeros((cfg.layers, n, cfg.hidden), np.float32)  # (L, K, H)
         cs = np.zeros_like(hs)
         primed = np.ascontiguousarray(np.repeat(ids[:-1, None], n, axis=1))  # (len - 1, K)
-        G.advance_batch(hs, cs, params, offs, primed, code, relu, cfg.hidden, cfg.vocab_size)
+        G.advance_batch(hs, cs, params, offs, wt, primed, code, relu, cfg.hidden,
+                        cfg.vocab_size)
         x = np.full(n, ids[-1], np.int64)
         rngs = [np.random.default_rng(None if seed is None else seed + k) for k in range(s0, s1)]
         buf = np.zeros((n, CHUNK), np.int64)
         for start in range(0, length, CHUNK):
             m = min(CHUNK, length - start)
             u = np.stack([r.random(m) for r in rngs])  # (K, m)
-            G.generate_batch(buf[:, :m], hs, cs, params, offs, x, u, code, relu, cfg.hidden,
+            G.generate_batch(buf[:, :m], hs, cs, params, offs, wt, x, u, code, relu, cfg.hidden,
                              cfg.vocab_size, float(temperature), int(top_k), float(top_p))
             out[s0:s1, start:start + m] = buf[:, :m]
             if end is not None and np.all(np.any(out[s0:s1, :start + m] == end, axis=1)):
