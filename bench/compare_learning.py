@@ -8,7 +8,9 @@ same truncated-BPTT windows of tinyshakespeare with the carried state reset each
 Adam steps with gradient clipping at norm 5. It prints the validation loss of both every --every
 steps (float32 in both; small differences come from summation order and charrnn's float32 tanh),
 then a summary line: the largest and the mean gap, and the spikes of each (a validation loss more
-than 0.1 nats above the best so far), so that several seeds can be compared.
+than 0.1 nats above the best so far), so that several seeds can be compared. With --dropout P
+both drop with the same masks (charrnn's, drawn per step), so the two still follow one
+trajectory if their dropout is the same arithmetic.
 """
 import argparse
 import math
@@ -47,6 +49,9 @@ def main():
     ap.add_argument("--charrnn-only", action="store_true",
                     help="skip PyTorch (its curve for a seed is the same every run): to try a "
                          "change to charrnn against an earlier run's PyTorch column")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout on every layer's output, the same masks in both: charrnn draws "
+                         "them, PyTorch's layers run one at a time and are multiplied by them")
     ap.add_argument("--float64", action="store_true",
                     help="a third contender: charrnn in float64 from the same weights (the "
                          "trajectory both float32 runs approximate; which stays nearer?)")
@@ -58,7 +63,9 @@ def main():
     tc = TrainConfig() if a.lr is None else TrainConfig(lr=a.lr)
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V = len(vocab)
-    m = Model(ModelConfig(V, a.model, a.hidden, a.layers), vocab=vocab, seed=a.seed)
+    m = Model(ModelConfig(V, a.model, a.hidden, a.layers, dropout=a.dropout), vocab=vocab,
+              seed=a.seed)
+    rng = np.random.default_rng(a.seed)  # charrnn's dropout masks
     if (a.init or tc.init) == "charrnn":  # as charrnn.train starts a fresh run
         charrnn_init(m.params, m.cfg, target_counts(train_ids, V))
     cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
@@ -66,6 +73,12 @@ def main():
     dec = torch.nn.Linear(a.hidden, V)
     tm = torch.nn.ModuleDict({"rnn": rnn, "decoder": dec})
     tm.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(m).items()})
+    # with dropout, the same model as one single-layer module per layer (sharing tm's tensors),
+    # so that charrnn's masks can multiply each layer's output
+    layers = [cells[a.model](V if k == 0 else a.hidden, a.hidden, 1) for k in range(a.layers)]
+    for k, layer in enumerate(layers):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            setattr(layer, f"{name}_l0", getattr(rnn, f"{name}_l{k}"))
     opt = Optimizer("adam", m.params.size)
     m64 = Model(m.cfg, params=m.params.astype(np.float64), dtype=np.float64, vocab=vocab) \
         if a.float64 else None
@@ -74,7 +87,8 @@ def main():
     topt = torch.optim.Adam(tm.parameters(), lr=tc.lr)
     eye = torch.eye(V)
     state, tstate = m.zero_state(tc.batch_size), None
-    print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} init {a.init or tc.init} lr {tc.lr}: "
+    print(f"{a.model} {a.layers}x{a.hidden} seed {a.seed} init {a.init or tc.init} lr {tc.lr} "
+          f"dropout {a.dropout}: "
           "step, val loss charrnn, val loss PyTorch"
           + (", val loss charrnn float64" if m64 else ""))
     curves = ([], [], [])
@@ -84,7 +98,7 @@ def main():
             state, tstate = m.zero_state(tc.batch_size), None
             state64 = m64.zero_state(tc.batch_size) if m64 else None
         x, y = batches.window(w)
-        _, state = m.loss_and_grad(x, y, state)
+        _, state = m.loss_and_grad(x, y, state, rng=rng if a.dropout else None)
         clip_gradients(m.grads, tc.grad_clip)
         opt.step(m.params, m.grads, tc.lr)
         if m64:
@@ -92,9 +106,18 @@ def main():
             clip_gradients(m64.grads, tc.grad_clip)
             opt64.step(m64.params, m64.grads, tc.lr)
         if not a.charrnn_only:
-            out, tstate = rnn(eye[torch.from_numpy(x).long()], tstate)
-            tstate = tuple(s.detach() for s in tstate) if isinstance(tstate, tuple) \
-                else tstate.detach()
+            if a.dropout:
+                out, masks = eye[torch.from_numpy(x).long()], torch.from_numpy(m.dropout_masks)
+                tstate = tstate or [None] * a.layers
+                for k, layer in enumerate(layers):
+                    out, st = layer(out, tstate[k])
+                    out = out * masks[k]
+                    tstate[k] = tuple(s.detach() for s in st) if isinstance(st, tuple) \
+                        else st.detach()
+            else:
+                out, tstate = rnn(eye[torch.from_numpy(x).long()], tstate)
+                tstate = tuple(s.detach() for s in tstate) if isinstance(tstate, tuple) \
+                    else tstate.detach()
             loss = F.cross_entropy(dec(out).reshape(-1, V), torch.from_numpy(y).long().reshape(-1))
             topt.zero_grad()
             loss.backward()
