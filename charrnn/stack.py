@@ -77,7 +77,7 @@ def _carve(ws, cell, L, T, S, H, V):
     probs = ws[o[8]: o[9]].reshape((T * S, V))              # logits, then softmax, then dlogits
     dx = ws[o[9]: o[10]].reshape((T, S, H))                 # gradient flowing down the stack
     hp = ws[o[10]: o[11]].reshape((S, G * H))               # h_prev @ W_h of the current step
-    rec = ws[o[11]: o[12]].reshape((4, S, H))  # backward: dh_rec, dc, GRU carry, transposed; forward: hpT
+    rec = ws[o[11]: o[12]].reshape((4, S, H))  # dh_rec, dc, GRU carry, transposed; fwd: hpT
     return xp, h, xin, act, dgh, hn, c, tc, probs, dx, hp, rec
 
 
@@ -157,10 +157,10 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     xp, h, xin, act, _dgh, hn, c, tc, probs, _dx, hp, rec = _carve(ws, cell, L, T, S, H, V)
     # From WT_MIN_HIDDEN on, h_prev @ W_h is computed as its transpose, hpT (GH, S) =
     # W_h^T h_prev^T, from a transposed copy of W_h made once per forward, then transposed
-    # back in 16-row blocks: on one thread, product and transpose together ran 1.1-1.4x
-    # faster than h_prev @ W_h (S = 25, H = 256-512, AMD EPYC with AVX-512; the product
-    # alone 1.2-1.3x on an Intel Xeon; bench/results/recurrent_product.md). hpT lives in rec,
-    # which only backward uses (and sets before it reads).
+    # back in 16-row blocks: on one thread, product and transpose together ran 1.07-1.18x
+    # faster than h_prev @ (W_h^T)^T from the same copy (S = 25-50, H = 256-512, AMD EPYC
+    # Zen 5; the product alone 1.2-1.3x on an Intel Xeon; bench/results/recurrent_product.md).
+    # hpT lives in rec, which only backward uses (and sets before it reads).
     wt, transposed = _carve_wt(ws, cell, L, T, S, H, V), H >= WT_MIN_HIDDEN
     hpT = rec.reshape(4 * S * H)[:GH * S].reshape((GH, S))
     for k in range(L):
