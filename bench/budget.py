@@ -8,7 +8,8 @@ in PyTorch for the same time.
 (the Python needs torch and charrnn installed: `pip install -e . && pip install torch`).
 On a machine with many cores, `--jobs N --cores-per-job 2` runs the budgets' runs side by side,
 each as its own process pinned to its own cores (charrnn and PyTorch see only those), N at a
-time: several seeds cost one run's time, and the contenders share the machine alike.
+time: several seeds cost one run's time. A seed's PyTorch run starts when its charrnn run has
+ended, with the model and dropout charrnn chose, so both still run one recipe.
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
 holds out. For each budget:
 - charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
@@ -177,6 +178,7 @@ def main():
                     help="runs side by side, each on its own --cores-per-job cores (a machine "
                          "with many cores: N seeds in one run's time; compare within one run)")
     ap.add_argument("--cores-per-job", type=int, default=2)
+    ap.add_argument("--spec", default=None, help=argparse.SUPPRESS)  # --jobs: charrnn's model
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
     if args.jobs > 1:
@@ -201,7 +203,7 @@ def main():
                 print(json.dumps(ours), flush=True)
                 rows.append(ours)
             if "torch" in args.only:
-                spec = ours or default_spec()
+                spec = ours or (json.loads(args.spec) if args.spec else default_spec())
                 theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
                                    spec["dropout"], spec["lr"], seed, decay_from, init)
                 print(json.dumps(theirs), flush=True)
@@ -233,48 +235,54 @@ def default_spec() -> dict:
 
 def side_by_side(args) -> None:
     """Every (budget, contender, seed) as its own `budget.py` process pinned to its own cores,
-    --jobs at a time, longest budgets first; then the same tables as one process prints."""
-    if args.auto and "torch" in args.only:
-        sys.exit("budget.py: --jobs with --auto runs charrnn only (--only charrnn): the PyTorch "
-                 "run needs the model charrnn's run chose")
+    --jobs at a time, longest budgets first; a seed's PyTorch run starts when its charrnn run
+    has ended, with the model and dropout that run chose (the same recipe, --auto too). Then
+    the same tables as one process prints."""
     cores = sorted(os.sched_getaffinity(0))
     if args.jobs * args.cores_per_job > len(cores):
         sys.exit(f"budget.py: --jobs {args.jobs} x --cores-per-job {args.cores_per_job} needs "
                  f"more than the {len(cores)} usable cores")
-    tasks = [(m, who, seed) for m in sorted(args.minutes.split(","), key=float, reverse=True)
-             for seed in range(args.first_seed, args.first_seed + args.seeds)
-             for who in args.only.split(",")]
+    only = args.only.split(",")
+    minutes = sorted(args.minutes.split(","), key=float, reverse=True)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    first = "charrnn" if "charrnn" in only else "torch"
+    tasks = [(m, first, seed, None) for m in minutes for seed in seeds]
     base = [sys.executable, os.path.abspath(__file__)]
-    for flag in ("--decay-from", "--init"):  # given through: the child adds them to extra
-        if getattr(args, flag[2:].replace("-", "_")) is not None:
-            base += [flag, str(getattr(args, flag[2:].replace("-", "_")))]
-    extra = args.extra
+    if args.decay_from is not None:  # given through: the child adds it to extra
+        base += ["--decay-from", str(args.decay_from)]
+    if args.init is not None:
+        base += ["--init", args.init]
     free = [cores[i * args.cores_per_job:(i + 1) * args.cores_per_job] for i in range(args.jobs)]
     running, rows = [], []
-    print(f"# side by side: {len(tasks)} runs, {args.jobs} at a time on "
+    print(f"# side by side: {len(tasks) * len(only)} runs, {args.jobs} at a time on "
           f"{args.cores_per_job} cores each", flush=True)
     while tasks or running:
         while tasks and free:
-            m, who, seed = tasks.pop(0)
+            m, who, seed, spec = tasks.pop(0)
             mine = free.pop(0)
             cmd = base + ["--minutes", m, "--seeds", "1", "--first-seed", str(seed),
                           "--only", who] + (["--auto"] if args.auto else []) + \
-                (["--"] + extra if extra else [])
+                (["--spec", json.dumps(spec)] if spec else []) + \
+                (["--"] + args.extra if args.extra else [])
             pin = [sys.executable, "-c", (f"import os, sys; os.sched_setaffinity(0, {set(mine)}); "
                                           "os.execv(sys.argv[1], sys.argv[1:])")]  # pinned, exec
             p = subprocess.Popen(pin + cmd, stdout=subprocess.PIPE, text=True)
-            running.append((p, mine))
+            running.append((p, mine, m, who, seed))
         time.sleep(0.5)
-        for p, mine in list(running):
+        for job in list(running):
+            p, mine, m, who, seed = job
             if p.poll() is None:
                 continue
-            running.remove((p, mine))
+            running.remove(job)
             free.append(mine)
-            out = p.stdout.read().splitlines()
-            for line in out:
+            for line in p.stdout.read().splitlines():
                 if line.startswith("{"):
                     print(line, flush=True)
                     rows.append(json.loads(line))
+                    if who == "charrnn" and "torch" in only:  # its PyTorch run, same recipe
+                        r = rows[-1]
+                        tasks.insert(0, (m, "torch", seed, {k: r[k] for k in
+                                         ("cell", "layers", "hidden", "dropout", "lr")}))
             if p.returncode:
                 print(f"[a run failed: {' '.join(p.args)}]", file=sys.stderr, flush=True)
     rows.sort(key=lambda r: (r["seconds"], r["contender"], r["seed"]))
