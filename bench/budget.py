@@ -9,14 +9,15 @@ in PyTorch for the same time.
 On a machine with many cores, `--jobs N --cores-per-job 2` runs the budgets' runs side by side,
 each as its own process pinned to its own cores (charrnn and PyTorch see only those), N at a
 time: several seeds cost one run's time. A seed's PyTorch run starts when its charrnn run has
-ended, with the model and dropout charrnn chose, so both still run one recipe.
+ended, with the model, dropout and update (SPEC_KEYS) charrnn chose, so both still run one recipe.
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
 holds out. For each budget:
 - charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
   it reports (validated every 200 steps and at the end; validation time counts in the budget).
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
   nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
-  50 contiguous rows with the state carried between windows, Adam at the same rate, clipping at
+  50 contiguous rows with the state carried between windows, Adam (or AdamW with the weight
+  decay, where charrnn's run took it) at the same rate, clipping at
   norm 5, the same initialisation (charrnn's --init: PyTorch's own draws, for charrnn with the
   first layer's input weights scaled to +-2 and the output bias at the training characters'
   log-frequencies), the same dropout (charrnn's choice), and the same budget schedule (constant
@@ -44,6 +45,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 EVAL_EVERY = 200
 SPIKE = 0.1  # nats above the best so far
+# a run's recipe, as charrnn chose it and the PyTorch run takes it (--auto's decay too)
+SPEC_KEYS = ("cell", "layers", "hidden", "dropout", "lr", "optimizer", "weight_decay")
 
 
 def spikes(curve: list[float]) -> int:
@@ -72,20 +75,34 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
             "seconds": seconds, "seed": seed, "best_val": info["best_val_loss"],
             "final_val": curve[-1], "best_step": info["best_step"], "spikes": spikes(curve),
             "steps": int(rows[-1]["step"]), "wall_s": round(wall, 1),  # info: best.npz's
-            "model": f"{info['cell']} {info['layers']}x{info['hidden']} dropout {info['dropout']}",
+            "model": describe(info["cell"], info["layers"], info["hidden"], info["dropout"],
+                              info["train_options"]["optimizer"],
+                              info["train_options"]["weight_decay"]),
             "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
             "dropout": info["dropout"], "lr": info["train_options"]["lr"],
+            "optimizer": info["train_options"]["optimizer"],
+            "weight_decay": info["train_options"]["weight_decay"],
             # the rate of the last logged step over the peak: 0 when the run reached its planned
             # end, more when the time limit stopped it first (the decay not done)
             "last_lr_fraction": round(float(rows[-1]["lr"]) / info["train_options"]["lr"], 3)}
 
 
-def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: float,
-              lr: float, seed: int, decay_from: float, init: str) -> dict:
+def describe(cell, layers, hidden, dropout, optimizer, weight_decay) -> str:
+    """The model column: what both contenders trained (the update too, where not plain Adam)."""
+    return f"{cell} {layers}x{hidden} dropout {dropout}" + \
+        (f" {optimizer} weight decay {weight_decay:g}" if optimizer != "adam" or weight_decay
+         else "")
+
+
+def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: str) -> dict:
+    """The PyTorch script of spec's recipe (SPEC_KEYS: charrnn's run's choice, or the defaults)."""
     import numpy as np
     import torch
 
     import charrnn
+    cell, layers, hidden, dropout, lr, optimizer, weight_decay = (spec[k] for k in SPEC_KEYS)
+    if optimizer not in ("adam", "adamw"):
+        sys.exit(f"budget.py: the PyTorch script runs adam or adamw, not {optimizer}")
     from charrnn.cells import INPUT_BOUND, prior_bias
     from charrnn.corpus import load_corpus
     from charrnn.data import Batches, split, target_counts
@@ -106,7 +123,9 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
             rnn.weight_ih_l0.mul_(INPUT_BOUND * hidden ** 0.5)
             dec.bias.copy_(torch.from_numpy(prior_bias(target_counts(train_ids, V))))
     params = list(rnn.parameters()) + list(dec.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
+    # charrnn's adam adds weight_decay * p to the gradient (L2), adamw decays decoupled: as torch's
+    opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(
+        params, lr=lr, weight_decay=weight_decay)
     vocab = charrnn.Vocab(data.vocab.chars)
 
     def validate() -> float:
@@ -159,7 +178,7 @@ def run_torch(seconds: float, cell: str, layers: int, hidden: int, dropout: floa
             (f" --init {init}" if init != default.init else ""), "seconds": seconds, "seed": seed,
             "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
             "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
-            "model": f"{cell} {layers}x{hidden} dropout {dropout}"}
+            "model": describe(cell, layers, hidden, dropout, optimizer, weight_decay)}
 
 
 def main():
@@ -204,8 +223,7 @@ def main():
                 rows.append(ours)
             if "torch" in args.only:
                 spec = ours or (json.loads(args.spec) if args.spec else default_spec())
-                theirs = run_torch(seconds, spec["cell"], spec["layers"], spec["hidden"],
-                                   spec["dropout"], spec["lr"], seed, decay_from, init)
+                theirs = run_torch(seconds, spec, seed, decay_from, init)
                 print(json.dumps(theirs), flush=True)
                 rows.append(theirs)
     tables(rows)
@@ -229,8 +247,9 @@ def default_spec() -> dict:
     """The model and rate of charrnn's defaults, for a PyTorch run without a charrnn run beside."""
     from charrnn import ModelConfig, TrainConfig
     m = ModelConfig(vocab_size=65)
+    t = TrainConfig()
     return {"cell": m.cell, "layers": m.layers, "hidden": m.hidden, "dropout": m.dropout,
-            "lr": TrainConfig().lr}
+            "lr": t.lr, "optimizer": t.optimizer, "weight_decay": t.weight_decay}
 
 
 def side_by_side(args) -> None:
@@ -281,8 +300,7 @@ def side_by_side(args) -> None:
                     rows.append(json.loads(line))
                     if who == "charrnn" and "torch" in only:  # its PyTorch run, same recipe
                         r = rows[-1]
-                        tasks.insert(0, (m, "torch", seed, {k: r[k] for k in
-                                         ("cell", "layers", "hidden", "dropout", "lr")}))
+                        tasks.insert(0, (m, "torch", seed, {k: r[k] for k in SPEC_KEYS}))
             if p.returncode:
                 print(f"[a run failed: {' '.join(p.args)}]", file=sys.stderr, flush=True)
     rows.sort(key=lambda r: (r["seconds"], r["contender"], r["seed"]))

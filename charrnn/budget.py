@@ -3,11 +3,14 @@
 The rule: take the largest LSTM of CANDIDATES that can still read the training text at least
 MIN_EPOCHS times in the budget, at the speed measured here (a few training steps of each, about a
 second in all once the kernels are compiled); when it has more than DROPOUT_RATIO parameters per
-training character, add dropout. The numbers come from the budget runs in the README ("Training
-on a budget"): at 300 s on tinyshakespeare (1.0 M training characters), LSTM 2x256 (15 passes)
-beat 2x128 (50 passes, overfitting: training loss 1.32, validation 1.58), and dropout 0.1 or 0.2
-on 2x256 (0.9 M parameters) was worse than none; at 1800 s, 2x512 (3.3 M parameters, 23 passes)
-reached 1.471 with dropout 0.2 and 1.467 with 0.3, overfitting after half the run either way.
+training character, regularise it hard: dropout DROPOUT and AdamW's decoupled weight decay
+WEIGHT_DECAY (unless the run chose its own optimizer or decay). The numbers come from the budget
+runs in the README ("Training on a budget"): at 300 s on tinyshakespeare (1.0 M training
+characters), LSTM 2x256 (15 passes) beat 2x128 (50 passes, overfitting: training loss 1.32,
+validation 1.58). At 1800 s (AMD Zen 5, 2026-12-04, --init charrnn, seed 0), LSTM 2x512 (3.3 M
+parameters, ~20 passes) with dropout 0.3 was best at step 1,600 of 8,138 (1.462) and ended at
+1.558; with 0.5 best at 5,800 of 8,893 (1.457), ending at 1.485; with 0.5 and AdamW decay 0.1
+best at 8,200 of 9,491 (1.437), ending at 1.444: the decay is what kept the last half learning.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from .config import ModelConfig
 
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
-DROPOUT_RATIO, DROPOUT = 2.0, 0.3
+DROPOUT_RATIO, DROPOUT, WEIGHT_DECAY = 2.0, 0.5, 0.1
 # A --time-limit run without --dropout (and --auto's smaller models) takes PASSES_DROPOUT when
 # the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
 DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
@@ -33,6 +36,7 @@ class Choice:
     layers: int
     hidden: int
     dropout: float
+    weight_decay: float  # AdamW's decoupled decay for a model large for its text (else 0)
     chars_per_second: float
     epochs: float  # passes over the training text the budget allows at that speed
     reason: str
@@ -64,14 +68,16 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
             break  # larger ones are slower still
     cell, layers, hidden, cps, epochs = best
     params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
-    dropout = DROPOUT if params > DROPOUT_RATIO * train_chars else dropout_for(epochs)
+    large = params > DROPOUT_RATIO * train_chars
+    dropout = DROPOUT if large else dropout_for(epochs)
     reason = (f"{cell} {layers}x{hidden} trains {cps:,.0f} chars/s here, {epochs:.0f} passes over "
               f"the {train_chars:,} training characters in {budget_seconds:g} s (the largest "
               f"with at least {MIN_EPOCHS})"
-              + (f"; dropout {dropout}: {params:,} parameters for {train_chars:,} characters"
-                 if dropout == DROPOUT else f"; dropout {dropout}: {epochs:.0f} passes"
-                 if dropout else ""))
-    return Choice(cell, layers, hidden, dropout, cps, epochs, reason)
+              + (f"; dropout {dropout} and AdamW weight decay {WEIGHT_DECAY}: {params:,} "
+                 f"parameters for {train_chars:,} characters" if large
+                 else f"; dropout {dropout}: {epochs:.0f} passes" if dropout else ""))
+    return Choice(cell, layers, hidden, dropout, WEIGHT_DECAY if large else 0.0, cps, epochs,
+                  reason)
 
 
 def dropout_for(passes: float) -> float:

@@ -155,8 +155,9 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                                    config.threads or group.default_threads(), None, group.size)
             cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
                 choice.dropout
+            config, reason = _auto_decay(config, choice)
             if progress:
-                print(f"--auto: {choice.reason}", file=sys.stderr, flush=True)
+                print(f"--auto: {reason}", file=sys.stderr, flush=True)
         elif dropout is None:
             dropout = _budget_dropout(config, cell, layers, hidden, len(vocab), train_chars,
                                       group, progress)
@@ -189,6 +190,19 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         print(f"charrnn: kernels ready in {seconds:.1f} s (not counted in --time-limit)",
               file=sys.stderr, flush=True)
     return run.loop()
+
+
+def _auto_decay(config: TrainConfig, choice) -> tuple[TrainConfig, str]:
+    """--auto's weight decay for a model large for its text: AdamW at choice.weight_decay, unless
+    the run chose its own optimizer or decay (then kept, and the reason says so). The options
+    saved with the run hold the result, so a resumed run goes on with the same update."""
+    if not choice.weight_decay:
+        return config, choice.reason
+    if config.optimizer == "adam" and config.weight_decay == 0.0:
+        return dataclasses.replace(config, optimizer="adamw",
+                                   weight_decay=choice.weight_decay), choice.reason
+    return config, (f"{choice.reason} (not applied: --optimizer {config.optimizer} "
+                    f"--weight-decay {config.weight_decay:g} given)")
 
 
 def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group,

@@ -150,7 +150,9 @@ def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
     assert "dropout 0.2: 27 passes" in short.reason
     long = budget.choose(1_000_000, 1800, 65, 50, 50, speed=speed)
     assert (long.hidden, long.dropout) == (512, budget.DROPOUT)  # 13 passes; 3.3 M > 2 x 1 M
+    assert long.weight_decay == budget.WEIGHT_DECAY > 0 and short.weight_decay == 0.0
     assert "lstm 2x512 trains 8,000 chars/s here, 13 passes" in long.reason
+    assert "AdamW weight decay 0.1: 3,3" in long.reason
     # 13 passes, 3.3 M parameters for 2 M characters: the passes' dropout, not the larger one
     assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == \
         budget.PASSES_DROPOUT
@@ -186,7 +188,7 @@ def test_a_time_limit_run_without_dropout_takes_it_from_its_passes(tiny_corpus, 
 
 def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, monkeypatch):
     from charrnn import budget
-    monkeypatch.setattr(budget, "CANDIDATES", [("lstm", 1, 8), ("lstm", 1, 16)])
+    monkeypatch.setattr(budget, "CANDIDATES", [("lstm", 1, 8), ("lstm", 1, 64)])
     # scripted speeds: the verdict must not depend on this CPU or a cold numba cache (a real
     # probe chose hidden 8 on a slower Xeon); the real probe is checked in test_probe_measures
     probed = []
@@ -194,14 +196,31 @@ def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, mo
                         probed.append(hidden) or 1e9 / hidden)
     cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=1.0, auto=True)
     r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", progress=False)
-    assert (r.model.cfg.layers, r.model.cfg.hidden) == (1, 16)  # a tiny corpus: the largest
+    assert (r.model.cfg.layers, r.model.cfg.hidden) == (1, 64)  # a tiny corpus: the largest
     meta = charrnn.load(tmp_path / "a" / "last.npz").meta
-    assert meta["train"]["auto"] is True and meta["model"]["hidden"] == 16
-    assert probed == [8, 16]
+    assert meta["train"]["auto"] is True and meta["model"]["hidden"] == 64
+    # 1x64 (25,000 parameters) is large for the tiny corpus (5,400 training characters): dropout and AdamW decay
+    assert meta["model"]["dropout"] == budget.DROPOUT
+    assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == \
+        ("adamw", budget.WEIGHT_DECAY)
+    assert probed == [8, 64]
     monkeypatch.setattr(budget, "choose", None)  # resume must not choose again
     r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True,
                        progress=False)
-    assert r2.model.cfg.hidden == 16
+    assert r2.model.cfg.hidden == 64
+    meta = charrnn.load(tmp_path / "a" / "last.npz").meta
+    assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == \
+        ("adamw", budget.WEIGHT_DECAY)  # the saved update goes on
+
+
+def test_auto_keeps_an_optimizer_the_run_chose(tiny_corpus, tmp_path, monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "CANDIDATES", [("lstm", 1, 8)])
+    monkeypatch.setattr(budget, "measure", lambda *a: 1e6)
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=0.5, auto=True, optimizer="sgd")
+    charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "s", progress=False)
+    meta = charrnn.load(tmp_path / "s" / "last.npz").meta
+    assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == ("sgd", 0.0)
 
 
 def test_probe_measures_a_positive_speed():
