@@ -17,7 +17,7 @@ from . import budget, jit, sources, strategy
 from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
-from .cells import charrnn_init
+from .cells import charrnn_init, num_params
 from .config import ModelConfig, TrainConfig, resume_config, to_dict
 from .data import Vocab, require_windows, split, target_counts
 from .errors import CharrnnError, check_path
@@ -155,12 +155,12 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                                    config.threads or group.default_threads(), None, group.size)
             cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
                 choice.dropout
-            config, reason = _auto_decay(config, choice)
+            config, reason = _auto_decay(config, choice.weight_decay, choice.reason)
             if progress:
                 print(f"--auto: {reason}", file=sys.stderr, flush=True)
         elif dropout is None:
-            dropout = _budget_dropout(config, cell, layers, hidden, len(vocab), train_chars,
-                                      group, progress)
+            dropout, config = _budget_dropout(config, cell, layers, hidden, len(vocab),
+                                              train_chars, group, progress)
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         check_training_memory(mcfg, config.batch_size, config.seq_len, config.threads)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
@@ -192,27 +192,36 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     return run.loop()
 
 
-def _auto_decay(config: TrainConfig, choice) -> tuple[TrainConfig, str]:
-    """--auto's weight decay for a model large for its text: AdamW at choice.weight_decay, unless
-    the run chose its own optimizer or decay (then kept, and the reason says so). The options
-    saved with the run hold the result, so a resumed run goes on with the same update."""
-    if not choice.weight_decay:
-        return config, choice.reason
+def _auto_decay(config: TrainConfig, weight_decay: float, reason: str) -> tuple[TrainConfig, str]:
+    """The weight decay of a model large for its text: AdamW at weight_decay, unless the run
+    chose its own optimizer or decay (then kept, and the reason says so). The options saved with
+    the run hold the result, so a resumed run goes on with the same update."""
+    if not weight_decay:
+        return config, reason
     if config.optimizer == "adam" and config.weight_decay == 0.0:
-        return dataclasses.replace(config, optimizer="adamw",
-                                   weight_decay=choice.weight_decay), choice.reason
-    return config, (f"{choice.reason} (not applied: --optimizer {config.optimizer} "
+        return dataclasses.replace(config, optimizer="adamw", weight_decay=weight_decay), reason
+    return config, (f"{reason} (AdamW's decay not applied: --optimizer {config.optimizer} "
                     f"--weight-decay {config.weight_decay:g} given)")
 
 
 def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group,
-                    progress) -> float:
-    """A fresh run's dropout when none was given: none, unless it has a --time-limit and will
-    read its training text often in it (budget.dropout_for; the passes at the speed rank 0
-    measures on its share of the batch, as --auto does; --epochs and --max-steps bound them)."""
+                    progress) -> tuple[float, TrainConfig]:
+    """A fresh run's dropout when none was given, and its config: none, unless it has a
+    --time-limit and will read its training text often in it (budget.dropout_for; the passes at
+    the speed rank 0 measures on its share of the batch, as --auto does; --epochs and
+    --max-steps bound them). A model large for its text (budget.is_large) is regularised as
+    --auto's is: dropout budget.DROPOUT and AdamW's decay (_auto_decay's terms)."""
     c = config
     if c.time_limit is None:
-        return 0.0
+        return 0.0, config
+    params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
+    if budget.is_large(params, train_chars):
+        why = (f"dropout {budget.DROPOUT} and AdamW weight decay {budget.WEIGHT_DECAY}: "
+               f"{params:,} parameters for {train_chars:,} training characters")
+        config, why = _auto_decay(config, budget.WEIGHT_DECAY, why)
+        if progress:
+            print(f"charrnn: {why} (--dropout to choose)", file=sys.stderr, flush=True)
+        return budget.DROPOUT, config
     if progress:  # the speed probe's first step compiles the kernels on a first run
         jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
     cps = group.size * group.on_root(budget.measure, cell, layers, hidden, vocab_size,
@@ -229,7 +238,7 @@ def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group
               f"training characters in {c.time_limit:g} s at {cps:,.0f} chars/s "
               f"({budget.PASSES_DROPOUT:g} from {budget.DROPOUT_FROM_PASSES:g}; --dropout to "
               "choose)", file=sys.stderr, flush=True)
-    return dropout
+    return dropout, config
 
 
 def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfig:

@@ -10,6 +10,7 @@ import charrnn
 from charrnn.cli import cli
 from charrnn.config import TrainConfig
 from charrnn.optim import learning_rate
+from charrnn.run import REPLAN_AT
 
 from charrnn import group as group_mod
 SMALL = {"hidden": 8, "layers": 1, "progress": False}
@@ -47,10 +48,11 @@ def test_time_limit_plans_the_decay_to_zero_and_resume_keeps_the_plan(tiny_corpu
     rates = [float(row["lr"]) for row in rows]
     first = next(i for i, x in enumerate(rates) if x < cfg.lr)  # the first plan's first step
     assert first > 10 and set(rates[:first]) == {cfg.lr}  # constant while it measures
-    # then straight down: measured again at a quarter, half and three quarters of the budget,
-    # each plan goes on from the rate of the last, so the rate never goes up
+    # then straight down: measured again at REPLAN_AT's fractions of the budget, each plan
+    # going on from the rate of the last, so the rate never goes up
     assert all(b <= a * (1 + 1e-5) for a, b in zip(rates[first:], rates[first + 1:]))
-    late = [int(row["step"]) for row in rows if float(row["seconds"]) > 0.8 * cfg.time_limit]
+    after = REPLAN_AT[-1] + 0.02  # past the last re-plan
+    late = [int(row["step"]) for row in rows if float(row["seconds"]) > after * cfg.time_limit]
     assert late
     for step in late:  # the last plan is the schedule's function of the step
         assert rates[step - 1] == pytest.approx(learning_rate(cfg, step - 1, 0, None,
@@ -257,3 +259,25 @@ def test_steps_that_fit_counts_the_validations_among_them():
     # 15 s left at step 450, 80 ms a step, 2 s a validation every 200: the one at 600 counts
     assert steps_that_fit(15.0, 450, 0.08, 2.0, 200) == 162
     assert steps_that_fit(15.0, 450, 0.08, 0.0, 200) == 187
+
+
+def test_a_time_limit_run_of_a_model_large_for_its_text_is_regularised(tiny_corpus, tmp_path,
+                                                                      monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "measure", lambda *a: 2_000)  # scripted: few passes
+    # 1x64 (25,000 parameters) on 5,400 training characters: large, whatever the passes
+    cfg = TrainConfig(batch_size=4, seq_len=10, time_limit=0.5, eval_every=50)
+    charrnn.train(tiny_corpus, cfg, hidden=64, layers=1, checkpoint_dir=tmp_path / "a",
+                  progress=False)
+    meta = charrnn.load(tmp_path / "a" / "last.npz").meta
+    assert meta["model"]["dropout"] == budget.DROPOUT
+    assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == \
+        ("adamw", budget.WEIGHT_DECAY)
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--time-limit", "0.5", "--hidden",
+                                 "64", "--layers", "1", "--batch-size", "4", "--seq-len", "10",
+                                 "--weight-decay", "0.01", "--checkpoint-dir",
+                                 str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert "AdamW's decay not applied: --optimizer adam --weight-decay 0.01 given" in r.stderr
+    meta = charrnn.load(tmp_path / "b" / "last.npz").meta
+    assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == ("adam", 0.01)
