@@ -73,8 +73,7 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
     reason = (f"{cell} {layers}x{hidden} trains {cps:,.0f} chars/s here, {epochs:.0f} passes over "
               f"the {train_chars:,} training characters in {budget_seconds:g} s (the largest "
               f"with at least {MIN_EPOCHS})"
-              + (f"; dropout {dropout} and AdamW weight decay {WEIGHT_DECAY}: {params:,} "
-                 f"parameters for {train_chars:,} characters" if large
+              + (f"; {large_reason(params, train_chars)}" if large
                  else f"; dropout {dropout}: {epochs:.0f} passes" if dropout else ""))
     return Choice(cell, layers, hidden, dropout, WEIGHT_DECAY if large else 0.0, cps, epochs,
                   reason)
@@ -87,6 +86,12 @@ def is_large(params: int, train_chars: int) -> bool:
     tinyshakespeare (90,000 training characters), 60 s, seeds 0-2, were best at 1.5390, 1.5344,
     1.5458 with dropout 0.2 and Adam, at 1.5163, 1.5257, 1.5124 so regularised (README)."""
     return params > DROPOUT_RATIO * train_chars
+
+
+def large_reason(params: int, train_chars: int) -> str:
+    """What a large model (is_large) gets and why, as --auto and a --time-limit run print it."""
+    return (f"dropout {DROPOUT} and AdamW weight decay {WEIGHT_DECAY}: {params:,} parameters "
+            f"for {train_chars:,} training characters")
 
 
 def dropout_for(passes: float) -> float:

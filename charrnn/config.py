@@ -128,7 +128,8 @@ class TrainConfig:
     time_limit: float | None = option(None, "Stop after this many seconds.", on_resume=STOPPING)
     auto: bool = option(False, "Choose the model (LSTM size, dropout; AdamW weight decay "
                         "for a model large for its text) for the --time-limit budget from a "
-                        "short speed probe of this machine; says what it chose and why.", on_resume=MAY_CHANGE)
+                        "short speed probe of this machine; says what it chose and why.",
+                        on_resume=MAY_CHANGE)
     patience: int = option(0, "Stop when validation has not improved for N validations in a row "
                            "(0: never); best.npz is the result.", on_resume=MAY_CHANGE)
     val_fraction: float = option(0.1, "The last part of the text held out for validation.",

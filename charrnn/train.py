@@ -155,7 +155,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                                    config.threads or group.default_threads(), None, group.size)
             cell, layers, hidden, dropout = choice.cell, choice.layers, choice.hidden, \
                 choice.dropout
-            config, reason = _auto_decay(config, choice.weight_decay, choice.reason)
+            config, reason = _with_decay(config, choice.weight_decay, choice.reason)
             if progress:
                 print(f"--auto: {reason}", file=sys.stderr, flush=True)
         elif dropout is None:
@@ -192,7 +192,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     return run.loop()
 
 
-def _auto_decay(config: TrainConfig, weight_decay: float, reason: str) -> tuple[TrainConfig, str]:
+def _with_decay(config: TrainConfig, weight_decay: float, reason: str) -> tuple[TrainConfig, str]:
     """The weight decay of a model large for its text: AdamW at weight_decay, unless the run
     chose its own optimizer or decay (then kept, and the reason says so). The options saved with
     the run hold the result, so a resumed run goes on with the same update."""
@@ -210,15 +210,14 @@ def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group
     --time-limit and will read its training text often in it (budget.dropout_for; the passes at
     the speed rank 0 measures on its share of the batch, as --auto does; --epochs and
     --max-steps bound them). A model large for its text (budget.is_large) is regularised as
-    --auto's is: dropout budget.DROPOUT and AdamW's decay (_auto_decay's terms)."""
+    --auto's is: dropout budget.DROPOUT and AdamW's decay (_with_decay's terms)."""
     c = config
     if c.time_limit is None:
         return 0.0, config
     params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
     if budget.is_large(params, train_chars):
-        why = (f"dropout {budget.DROPOUT} and AdamW weight decay {budget.WEIGHT_DECAY}: "
-               f"{params:,} parameters for {train_chars:,} training characters")
-        config, why = _auto_decay(config, budget.WEIGHT_DECAY, why)
+        config, why = _with_decay(config, budget.WEIGHT_DECAY,
+                                  budget.large_reason(params, train_chars))
         if progress:
             print(f"charrnn: {why} (--dropout to choose)", file=sys.stderr, flush=True)
         return budget.DROPOUT, config
