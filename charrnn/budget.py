@@ -26,6 +26,11 @@ DROPOUT_RATIO, DROPOUT, WEIGHT_DECAY = 2.0, 0.5, 0.1
 # A --time-limit run without --dropout (and --auto's smaller models) takes PASSES_DROPOUT when
 # the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
 DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
+# The validation text (val_max_chars): at most VAL_MAX_CHARS held-out characters; in a
+# --time-limit run, what keeps validating near VAL_SHARE of the run, at least VAL_MIN_CHARS
+# (VAL_COST: a validated character's time over a trained one's: 0.38-0.40 for LSTM 2x128 to
+# 2x512 at batch 50 x seq-len 50, AMD Zen 5, 2026-12-05).
+VAL_MAX_CHARS, VAL_MIN_CHARS, VAL_SHARE, VAL_COST = 1_000_000, 200_000, 0.1, 0.4
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,23 @@ def dropout_for(passes: float) -> float:
     training loss fell to 1.03), and dropout 0.2 cost 0.035 at 60 s, about 2 passes (README,
     "Training on a budget")."""
     return PASSES_DROPOUT if passes >= DROPOUT_FROM_PASSES else 0.0
+
+
+def val_max_chars(config) -> int:
+    """The held-out characters a run validates on when --val-max-chars is not given: VAL_MAX_CHARS;
+    in a --time-limit run, what keeps validating near VAL_SHARE of the run (at least VAL_MIN_CHARS).
+
+    Why: a validation costs its characters at VAL_COST of a trained character's time, and comes
+    every eval_every steps of batch x seq-len characters, so its share of the run depends on the
+    held-out size alone, not on the speed. 300 s on 50 MB (LSTM 2x256, 5 M held-out characters,
+    capped at 1,000,000) spent about half the budget validating: 18 validations of ~8 s."""
+    if config.val_max_chars is not None:
+        return config.val_max_chars
+    if config.time_limit is None:
+        return VAL_MAX_CHARS
+    between = config.batch_size * config.seq_len * config.eval_every  # trained chars per validation
+    return min(VAL_MAX_CHARS, max(VAL_MIN_CHARS,
+                                  int(between * VAL_SHARE / (1 - VAL_SHARE) / VAL_COST)))
 
 
 def planned_passes(budget_seconds: float, chars_per_second: float, train_chars: int) -> float:

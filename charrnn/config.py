@@ -134,8 +134,10 @@ class TrainConfig:
                            "(0: never); best.npz is the result.", on_resume=MAY_CHANGE)
     val_fraction: float = option(0.1, "The last part of the text held out for validation.",
                                  on_resume=MUST_MATCH)
-    val_max_chars: int = option(1_000_000, "Validate on at most this many characters of the "
-                                "held-out part.", on_resume=MAY_CHANGE)
+    val_max_chars: int | None = option(None, "Validate on at most this many characters of the "
+                                       "held-out part [default: 1,000,000; in a --time-limit "
+                                       "run, what keeps validation near a tenth of the run, at "
+                                       "least 200,000].", on_resume=MAY_CHANGE)
     eval_every: int = option(200, "Validate (and write last.npz) every N steps.",
                              on_resume=MAY_CHANGE)
     checkpoint_every: int = option(0, "Also write last.npz every N steps (0: only at "
@@ -203,7 +205,8 @@ class TrainConfig:
               "--auto needs --time-limit: the budget it sizes the model for")
         check(0.0 < self.val_fraction <= 0.5,
               f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
-        check(self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}")
+        check(self.val_max_chars is None or self.val_max_chars >= 2,
+              f"--val-max-chars must be >= 2, got {self.val_max_chars}")
         check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
         check(self.checkpoint_every >= 0,
               "--checkpoint-every must be >= 0 (0: only at evaluations), "

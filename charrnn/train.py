@@ -134,7 +134,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         config = _resume_config(saved, config)
         if corpus is None:  # a resumed run without CORPUS goes on with its own corpus
             items = [_saved_corpus(saved) if group.root else saved.corpus.get("path")]
-    config = config or TrainConfig()
+    given_val = config.val_max_chars if config is not None else None
+    config = _val_size(config or TrainConfig(), saved)
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, hidden, layers, dropout or 0.0, activation)
         if not overwrite and group.root:  # only rank 0 writes a run directory
@@ -146,6 +147,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     data = group.corpus(items, config.encoding)  # several files, a directory, stdin: one
     make = _records_data if config.records else _text_data
     batches, val_ids, vocab, corpus_id, train_chars, counts = make(data, config, corpus, group)
+    if progress and saved is None and given_val is None and config.time_limit is not None:
+        _say_val_size(data, config)
     if saved is None:
         if config.auto:  # the model sized for the budget, from this machine's measured speed
             # measured by rank 0 alone on its share of the batch, the choice sent to all: ranks
@@ -238,6 +241,25 @@ def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group
               f"({budget.PASSES_DROPOUT:g} from {budget.DROPOUT_FROM_PASSES:g}; --dropout to "
               "choose)", file=sys.stderr, flush=True)
     return dropout, config
+
+
+def _val_size(config: TrainConfig, saved) -> TrainConfig:
+    """The options with val_max_chars resolved (budget.val_max_chars; on resume the run's own),
+    so that the options saved with the run hold it and a resumed run validates on the same text."""
+    if config.val_max_chars is not None:
+        return config
+    size = saved.train.val_max_chars if saved is not None else None
+    return dataclasses.replace(config, val_max_chars=size or budget.val_max_chars(config))
+
+
+def _say_val_size(data, config):
+    """A --time-limit run's notice when its held-out text was cut to budget.val_max_chars's size
+    (text mode: a records run's held-out sample is rarely that large)."""
+    held_out = len(split(data.ids, config.val_fraction)[1])
+    if not config.records and held_out > config.val_max_chars:
+        print(f"charrnn: validating on the first {config.val_max_chars:,} of the {held_out:,} "
+              "held-out characters, so that validation takes little of the budget "
+              "(--val-max-chars to choose)", file=sys.stderr, flush=True)
 
 
 def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfig:

@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
+from charrnn import group as group_mod
 from charrnn.cli import cli
 from charrnn.config import TrainConfig
 from charrnn.optim import learning_rate
 from charrnn.run import REPLAN_AT
 
-from charrnn import group as group_mod
 SMALL = {"hidden": 8, "layers": 1, "progress": False}
 
 
@@ -281,3 +281,37 @@ def test_a_time_limit_run_of_a_model_large_for_its_text_is_regularised(tiny_corp
     assert "AdamW's decay not applied: --optimizer adam --weight-decay 0.01 given" in r.stderr
     meta = charrnn.load(tmp_path / "b" / "last.npz").meta
     assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == ("adam", 0.01)
+
+
+def test_validation_text_is_sized_to_the_budget():
+    from charrnn import budget
+    assert budget.val_max_chars(TrainConfig()) == budget.VAL_MAX_CHARS  # no --time-limit
+    assert budget.val_max_chars(TrainConfig(time_limit=60, val_max_chars=5_000)) == 5_000
+    # 50 x 50 x 200 = 500,000 trained characters per validation: 138,888 keeps a tenth
+    assert budget.val_max_chars(TrainConfig(time_limit=60)) == budget.VAL_MIN_CHARS
+    assert budget.val_max_chars(TrainConfig(time_limit=60, eval_every=1000)) == 694_444
+    assert budget.val_max_chars(TrainConfig(time_limit=60, eval_every=5000)) == \
+        budget.VAL_MAX_CHARS
+
+
+def test_a_time_limit_run_validates_on_a_cut_held_out_text_and_resume_keeps_it(
+        tiny_corpus, tmp_path, monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "VAL_MIN_CHARS", 50)  # the tiny corpus holds 600 held out
+    args = ["train", str(tiny_corpus), "--time-limit", "0.5", "--hidden", "8", "--layers", "1",
+            "--batch-size", "4", "--seq-len", "10", "--eval-every", "20", "--dropout", "0",
+            "--checkpoint-dir", str(tmp_path / "a")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    want = int(4 * 10 * 20 * budget.VAL_SHARE / (1 - budget.VAL_SHARE) / budget.VAL_COST)
+    assert f"validating on the first {want:,} of the 600 held-out characters" in r.stderr
+    assert charrnn.load(tmp_path / "a" / "last.npz").meta["train"]["val_max_chars"] == want
+    charrnn.train(tiny_corpus, TrainConfig(batch_size=4, seq_len=10, max_steps=1), hidden=8,
+                  layers=1, checkpoint_dir=tmp_path / "b", progress=False)  # no --time-limit
+    assert charrnn.load(tmp_path / "b" / "last.npz").meta["train"]["val_max_chars"] == \
+        budget.VAL_MAX_CHARS
+    monkeypatch.setattr(budget, "VAL_MIN_CHARS", 300)  # the rule changed: the run keeps its own
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir",
+                                 str(tmp_path / "a"), "--resume", "--time-limit", "1"])
+    assert r.exit_code == 0, r.output
+    assert charrnn.load(tmp_path / "a" / "last.npz").meta["train"]["val_max_chars"] == want
