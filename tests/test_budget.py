@@ -239,6 +239,13 @@ def test_auto_cli_errors(tiny_corpus):
     assert r.exit_code == 2 and "--auto chooses the model; leave out --hidden" in r.stderr
 
 
+def test_the_plan_keeps_a_margin_of_the_rest_and_of_the_budget():
+    from charrnn.run import plan_seconds
+    assert plan_seconds(291.0, 300.0) == pytest.approx(0.97 * 291.0)  # the first plan: 3% of it
+    assert plan_seconds(30.0, 300.0) == pytest.approx(27.0)  # the re-plan at 90%: 1% of 300 s
+    assert plan_seconds(2.0, 300.0) == 0.0 and plan_seconds(-1.0, 300.0) == 0.0
+
+
 def test_steps_that_fit_counts_the_validations_among_them():
     """The plan's end: the most steps whose time and validations fit, against trying every n;
     a validation just before the end is paid whole (the 50 MB / 60 s run that overran)."""
