@@ -26,6 +26,9 @@ DROPOUT_RATIO, DROPOUT, WEIGHT_DECAY = 2.0, 0.5, 0.1
 # A --time-limit run without --dropout (and --auto's smaller models) takes PASSES_DROPOUT when
 # the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
 DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
+# A --time-limit run that leaves --hidden to the defaults trains SMALL_HIDDEN units when the
+# default size would train on fewer than SMALL_BELOW_CHARS characters in it (default_hidden).
+SMALL_HIDDEN, SMALL_BELOW_CHARS = 192, 2_000_000
 # The validation text (val_max_chars): at most VAL_MAX_CHARS held-out characters; in a
 # --time-limit run, what keeps validating near VAL_SHARE of the run, at least VAL_MIN_CHARS
 # (VAL_COST: a validated character's time over a trained one's: 0.38-0.40 for LSTM 2x128 to
@@ -110,6 +113,27 @@ def dropout_for(passes: float) -> float:
     return PASSES_DROPOUT if passes >= DROPOUT_FROM_PASSES else 0.0
 
 
+def default_hidden(chars: float) -> int:
+    """The hidden size of a --time-limit run that did not give --hidden, when the default size
+    would train on `chars` characters in its budget: ModelConfig.hidden, or SMALL_HIDDEN below
+    SMALL_BELOW_CHARS.
+
+    Why: a minute of 2x256 is too few steps for its size. On a 2-core AMD Zen 4 (2026-12-06,
+    tinyshakespeare, 3 seeds each) LSTM 2x256 at the defaults trained on 1.6 M characters in
+    60 s and was best at 1.5436 (1.5435-1.5477); 2x192, 2.7 M characters in the same minute, at
+    1.5254 (1.5219-1.5263), better on every seed. In 120 s 2x256 trained on 3.0 M and reached
+    1.4718 and 1.4737 (2 seeds), 2x192 (with the passes' dropout 0.2) 1.4991 (1.4901-1.5077):
+    the line lies between 1.6 M and 3.0 M; SMALL_BELOW_CHARS keeps a margin from both, since the
+    speed probe (a quarter of a second) can read 20% slow (README, "Training on a budget")."""
+    return ModelConfig.hidden if chars >= SMALL_BELOW_CHARS else SMALL_HIDDEN
+
+
+def planned_chars(budget_seconds: float, chars_per_second: float) -> float:
+    """The characters a run of this speed trains on in the budget (90% of it, as choose()
+    counts: validation and checkpoints take the rest)."""
+    return chars_per_second * 0.9 * budget_seconds
+
+
 def val_max_chars(config) -> int:
     """The held-out characters a run validates on when --val-max-chars is not given: VAL_MAX_CHARS;
     in a --time-limit run, what keeps validating near VAL_SHARE of the run (at least VAL_MIN_CHARS).
@@ -130,4 +154,4 @@ def val_max_chars(config) -> int:
 def planned_passes(budget_seconds: float, chars_per_second: float, train_chars: int) -> float:
     """How many times a run of this speed reads its training text in the budget (as choose()
     counts: 90% of the budget trains, validation and checkpoints take the rest)."""
-    return chars_per_second * 0.9 * budget_seconds / train_chars
+    return planned_chars(budget_seconds, chars_per_second) / train_chars

@@ -168,6 +168,8 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
     model_opts = {k: options.pop(k) for k in MODEL_OPTIONS}
+    if not explicit("hidden"):  # the default, or the budget's size (train's hidden=None)
+        model_opts["hidden"] = None
     given = {k: v for k, v in options.items() if explicit(k)}
     chosen = [flag(_field(ModelConfig, k)) for k in model_opts if explicit(k)]
     if options.get("auto") and chosen:

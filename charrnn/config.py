@@ -68,7 +68,8 @@ class ModelConfig:
 
     vocab_size: int
     cell: str = option("lstm", "Recurrent cell.", choices=tuple(CELLS), flag="--model")
-    hidden: int = option(256, "Hidden size per layer.")
+    hidden: int = option(256, "Hidden size per layer (with --time-limit and not given: "
+                         "smaller when the budget is short for this size; the run says so).")
     layers: int = option(2, "Stacked layers.")
     dropout: float = option(0.0, "Dropout on every layer's output (training only).")
     activation: str = option("tanh", "Vanilla RNN nonlinearity.", choices=ACTIVATIONS)

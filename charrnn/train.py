@@ -75,7 +75,7 @@ def _label(items: list[str]) -> str:
 
 @mpi.when_distributed  # distributed=True runs this as one rank of an MPI job
 def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelConfig.cell,
-          hidden: int = ModelConfig.hidden, layers: int = ModelConfig.layers,
+          hidden: int | None = None, layers: int = ModelConfig.layers,
           dropout: float | None = None, activation: str = ModelConfig.activation,
           checkpoint_dir=None, resume=None, overwrite: bool = False, progress: bool = True,
           sample_every: int = 0,
@@ -91,6 +91,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         Training options (defaults as the CLI). On resume, None means "as saved".
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
+        hidden None: ModelConfig.hidden, except in a --time-limit run whose budget would train
+        that size on few characters (budget.default_hidden, at the speed measured here).
         dropout None: none, except in a --time-limit run that will read its training text
         often (budget.dropout_for, at the speed measured here).
     checkpoint_dir : path, optional
@@ -137,7 +139,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     given_val = config.val_max_chars if config is not None else None
     config = _val_size(config or TrainConfig(), saved)
     if saved is None:  # check the model options before the (possibly long) corpus encoding
-        ModelConfig(1, cell, hidden, layers, dropout or 0.0, activation)
+        ModelConfig(1, cell, ModelConfig.hidden if hidden is None else hidden, layers,
+                    dropout or 0.0, activation)
         if not overwrite and group.root:  # only rank 0 writes a run directory
             RunDir(run_dir).refuse_existing()
     if group.distributed and sources.STDIN in items:
@@ -161,9 +164,12 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
             config, reason = _with_decay(config, choice.weight_decay, choice.reason)
             if progress:
                 print(f"--auto: {reason}", file=sys.stderr, flush=True)
-        elif dropout is None:
-            dropout, config = _budget_dropout(config, cell, layers, hidden, len(vocab),
-                                              train_chars, group, progress)
+        else:
+            hidden, cps = _budget_hidden(config, cell, layers, hidden, len(vocab),
+                                         train_chars, group, progress)
+            if dropout is None:
+                dropout, config = _budget_dropout(config, cell, layers, hidden, len(vocab),
+                                                  train_chars, group, progress, cps)
         mcfg = ModelConfig(len(vocab), cell, hidden, layers, dropout, activation)
         check_training_memory(mcfg, config.batch_size, config.seq_len, config.threads)
         model = Model(mcfg, seed=config.seed, vocab=vocab)
@@ -207,13 +213,50 @@ def _with_decay(config: TrainConfig, weight_decay: float, reason: str) -> tuple[
                     f"--weight-decay {config.weight_decay:g} given)")
 
 
+def _measure(config, cell, layers, hidden, vocab_size, group, progress) -> float:
+    """Training chars/s of this model here (budget.measure, by rank 0 on its share of the batch,
+    times the ranks), the kernels' first-run compile announced."""
+    if progress:  # the speed probe's first step compiles the kernels on a first run
+        jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
+    return group.size * group.on_root(budget.measure, cell, layers, hidden, vocab_size,
+                                      config.batch_size // group.size, config.seq_len,
+                                      config.threads or group.default_threads())
+
+
+def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
+                   progress) -> tuple[int, float | None]:
+    """A fresh run's hidden size, and its measured chars/s where measured: the one given, or
+    ModelConfig.hidden, except in a --time-limit run whose budget would train that size on few
+    characters (budget.default_hidden; when --epochs or --max-steps stop it first, a smaller
+    model would not see more, so the default stays)."""
+    c = config
+    if hidden is not None or c.time_limit is None:
+        return ModelConfig.hidden if hidden is None else hidden, None
+    cps = _measure(c, cell, layers, ModelConfig.hidden, vocab_size, group, progress)
+    chars = budget.planned_chars(c.time_limit, cps)
+    bounds = [chars] + ([c.max_steps * c.batch_size * c.seq_len] if c.max_steps else []) + \
+        ([c.epochs * train_chars] if c.epochs else [])
+    if min(bounds) < chars:
+        return ModelConfig.hidden, cps
+    hidden = budget.default_hidden(chars)
+    if hidden == ModelConfig.hidden:
+        return hidden, cps
+    if progress:
+        print(f"charrnn: hidden {hidden}: at {cps:,.0f} chars/s here {layers}x"
+              f"{ModelConfig.hidden} would train on {chars:,.0f} characters in "
+              f"{c.time_limit:g} s, fewer than {budget.SMALL_BELOW_CHARS:,} (--hidden to "
+              "choose)", file=sys.stderr, flush=True)
+    return hidden, _measure(c, cell, layers, hidden, vocab_size, group, progress)
+
+
 def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group,
-                    progress) -> tuple[float, TrainConfig]:
+                    progress, cps=None) -> tuple[float, TrainConfig]:
     """A fresh run's dropout when none was given, and its config: none, unless it has a
     --time-limit and will read its training text often in it (budget.dropout_for; the passes at
     the speed rank 0 measures on its share of the batch, as --auto does; --epochs and
     --max-steps bound them). A model large for its text (budget.is_large) is regularised as
-    --auto's is: dropout budget.DROPOUT and AdamW's decay (_with_decay's terms)."""
+    --auto's is: dropout budget.DROPOUT and AdamW's decay (_with_decay's terms). cps: this
+    model's chars/s when already measured."""
     c = config
     if c.time_limit is None:
         return 0.0, config
@@ -224,11 +267,7 @@ def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group
         if progress:
             print(f"charrnn: {why} (--dropout to choose)", file=sys.stderr, flush=True)
         return budget.DROPOUT, config
-    if progress:  # the speed probe's first step compiles the kernels on a first run
-        jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
-    cps = group.size * group.on_root(budget.measure, cell, layers, hidden, vocab_size,
-                                     c.batch_size // group.size, c.seq_len,
-                                     c.threads or group.default_threads())
+    cps = cps or _measure(c, cell, layers, hidden, vocab_size, group, progress)
     passes = budget.planned_passes(c.time_limit, cps, train_chars)
     if c.epochs is not None:
         passes = min(passes, c.epochs)

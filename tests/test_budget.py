@@ -268,6 +268,59 @@ def test_steps_that_fit_counts_the_validations_among_them():
     assert steps_that_fit(15.0, 450, 0.08, 0.0, 200) == 187
 
 
+def test_default_hidden_shrinks_below_its_threshold():
+    from charrnn import budget
+    from charrnn.config import ModelConfig
+    assert budget.default_hidden(budget.SMALL_BELOW_CHARS) == ModelConfig.hidden
+    assert budget.default_hidden(budget.SMALL_BELOW_CHARS - 1) == budget.SMALL_HIDDEN
+    assert budget.SMALL_HIDDEN < ModelConfig.hidden
+    assert budget.planned_chars(60, 30_000) == pytest.approx(1_620_000)  # 90% trains
+
+
+@pytest.mark.parametrize("speed,given,want", [(1_000, {}, 8), (1e9, {}, 256),
+                                              (1_000, {"hidden": 16}, 16),
+                                              (1_000, {"max_steps": 2}, 256),
+                                              (1_000, {"time_limit": None, "max_steps": 2},
+                                               256)])
+def test_a_time_limit_run_without_hidden_takes_a_smaller_model_for_a_short_budget(
+        tiny_corpus, tmp_path, monkeypatch, speed, given, want):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "SMALL_HIDDEN", 8)  # small, to keep the test fast
+    monkeypatch.setattr(budget, "measure", lambda *a: speed)  # scripted: not this CPU's
+    hidden = given.pop("hidden", None)
+    # 1,000 chars/s: 900 characters in the second, below SMALL_BELOW_CHARS; 1e9: far above;
+    # --max-steps 2 (80 characters) stops the run first, so the budget's speed does not matter
+    cfg = TrainConfig(**{"batch_size": 4, "seq_len": 10, "time_limit": 1.0, "eval_every": 50,
+                         **given})
+    charrnn.train(tiny_corpus, cfg, hidden=hidden, layers=1, checkpoint_dir=tmp_path / "run",
+                  progress=False)
+    assert charrnn.load(tmp_path / "run").cfg.hidden == want
+
+
+def test_the_budget_s_hidden_size_from_the_cli_and_on_resume(tiny_corpus, tmp_path,
+                                                             monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "SMALL_HIDDEN", 8)
+    monkeypatch.setattr(budget, "measure", lambda *a: 1_000)  # scripted: a short budget
+    run = str(tmp_path / "run")
+    args = ["train", str(tiny_corpus), "--time-limit", "0.5", "--layers", "1", "--batch-size",
+            "4", "--seq-len", "10", "--checkpoint-dir", run]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "charrnn: hidden 8: at 1,000 chars/s here 1x256 would train on 450 characters" \
+        in r.stderr and "--hidden to choose" in r.stderr
+    assert charrnn.load(run).cfg.hidden == 8
+    monkeypatch.setattr(budget, "SMALL_HIDDEN", 16)  # the rule changed: the run keeps its own
+    r = CliRunner().invoke(cli, ["train", "--resume", "--checkpoint-dir", run,
+                                 "--time-limit", "1"])
+    assert r.exit_code == 0, r.output
+    assert charrnn.load(run).cfg.hidden == 8 and "hidden 16" not in r.stderr
+    r = CliRunner().invoke(cli, args[:-1] + [str(tmp_path / "given"), "--hidden", "256"])
+    assert r.exit_code == 0, r.output
+    assert "charrnn: hidden" not in r.stderr
+    assert charrnn.load(tmp_path / "given").cfg.hidden == 256
+
+
 def test_a_time_limit_run_of_a_model_large_for_its_text_is_regularised(tiny_corpus, tmp_path,
                                                                       monkeypatch):
     from charrnn import budget
