@@ -140,16 +140,21 @@ def test_patience_from_the_cli(tiny_corpus, tmp_path, scripted_validation):
     assert r.exit_code == 2 and "--patience must be >= 0" in r.stderr
 
 
-def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
+def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough(monkeypatch):
     from charrnn import budget
-    speeds = {128: 100_000, 256: 30_000, 384: 15_000, 512: 8_000}
+    speeds = {128: 100_000, 192: 50_000, 256: 30_000, 384: 15_000, 512: 8_000}
 
     def speed(cell, layers, hidden, *rest):
         return speeds[hidden]
     short = budget.choose(1_000_000, 300, 65, 50, 50, speed=speed)
-    # 27 passes: the only one past 12, and past DROPOUT_FROM_PASSES: dropout_for's
-    assert (short.hidden, short.dropout) == (128, budget.PASSES_DROPOUT)
-    assert "dropout 0.2: 27 passes" in short.reason
+    # 2x128 (27 passes) is the only one past 12, but the defaults train 2x256 in 300 s at
+    # 30,000 chars/s (8.1 M characters): not smaller than that; 8 passes: dropout_for's
+    assert (short.hidden, short.dropout) == (256, budget.PASSES_DROPOUT)
+    assert "dropout 0.2: 8 passes" in short.reason
+    assert "the defaults' size for this budget: 2x128, the largest with at least 12" in \
+        short.reason
+    minute = budget.choose(1_000_000, 60, 65, 50, 50, speed=speed)
+    assert (minute.hidden, minute.dropout) == (192, 0.0)  # 2x256: 1.6 M characters, 192's 2.7
     long = budget.choose(1_000_000, 1800, 65, 50, 50, speed=speed)
     assert (long.hidden, long.dropout) == (512, budget.DROPOUT)  # 13 passes; 3.3 M > 2 x 1 M
     assert long.weight_decay == budget.WEIGHT_DECAY > 0 and short.weight_decay == 0.0
@@ -158,9 +163,12 @@ def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough():
     # 13 passes, 3.3 M parameters for 2 M characters: the passes' dropout, not the larger one
     assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == \
         budget.PASSES_DROPOUT
-    tiny = budget.choose(10 ** 9, 60, 65, 50, 50, speed=speed)
-    assert (tiny.hidden, tiny.dropout) == (128, 0.0)  # none reaches 12 passes: the smallest,
-    # and it reads the text far less than DROPOUT_FROM_PASSES times
+    tiny = budget.choose(10 ** 9, 600, 65, 50, 50, speed=speed)
+    assert (tiny.hidden, tiny.dropout) == (256, 0.0)  # none reaches 12 passes: the smallest,
+    # 2x128, then the defaults' 2x256 (16 M characters), reading the text far less than
+    # DROPOUT_FROM_PASSES times
+    monkeypatch.setattr(budget, "default_hidden", lambda chars: 0)  # without the floor
+    assert budget.choose(1_000_000, 300, 65, 50, 50, speed=speed).hidden == 128
 
 
 def test_dropout_by_passes_starts_at_its_threshold():
@@ -196,6 +204,7 @@ def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, mo
     probed = []
     monkeypatch.setattr(budget, "measure", lambda cell, layers, hidden, *rest:
                         probed.append(hidden) or 1e9 / hidden)
+    monkeypatch.setattr(budget, "default_hidden", lambda chars: 0)  # no floor: tiny models
     cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=1.0, auto=True)
     r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", progress=False)
     assert (r.model.cfg.layers, r.model.cfg.hidden) == (1, 64)  # a tiny corpus: the largest
@@ -205,7 +214,7 @@ def test_auto_from_the_api_and_resume_keeps_its_choice(tiny_corpus, tmp_path, mo
     assert meta["model"]["dropout"] == budget.DROPOUT
     assert (meta["train"]["optimizer"], meta["train"]["weight_decay"]) == \
         ("adamw", budget.WEIGHT_DECAY)
-    assert probed == [8, 64]
+    assert probed == [8, 64, 256]  # the candidates, then the defaults' model for the floor
     monkeypatch.setattr(budget, "choose", None)  # resume must not choose again
     r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True,
                        progress=False)
@@ -219,6 +228,7 @@ def test_auto_keeps_an_optimizer_the_run_chose(tiny_corpus, tmp_path, monkeypatc
     from charrnn import budget
     monkeypatch.setattr(budget, "CANDIDATES", [("lstm", 1, 8)])
     monkeypatch.setattr(budget, "measure", lambda *a: 1e6)
+    monkeypatch.setattr(budget, "default_hidden", lambda chars: 0)  # no floor: a tiny model
     cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=0.5, auto=True, optimizer="sgd")
     charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "s", progress=False)
     meta = charrnn.load(tmp_path / "s" / "last.npz").meta
