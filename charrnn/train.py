@@ -223,6 +223,18 @@ def _measure(config, cell, layers, hidden, vocab_size, group, progress) -> float
                                       config.threads or group.default_threads())
 
 
+def _trained_chars(config, cps, train_chars) -> float:
+    """The characters a --time-limit run at cps chars/s trains on: the budget's
+    (budget.planned_chars), or fewer where --epochs or --max-steps stop it first."""
+    c = config
+    chars = budget.planned_chars(c.time_limit, cps)
+    if c.epochs is not None:
+        chars = min(chars, c.epochs * train_chars)
+    if c.max_steps is not None:
+        chars = min(chars, c.max_steps * c.batch_size * c.seq_len)
+    return chars
+
+
 def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
                    progress) -> tuple[int, float | None]:
     """A fresh run's hidden size, and its measured chars/s where measured: the one given, or
@@ -234,9 +246,7 @@ def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
         return ModelConfig.hidden if hidden is None else hidden, None
     cps = _measure(c, cell, layers, ModelConfig.hidden, vocab_size, group, progress)
     chars = budget.planned_chars(c.time_limit, cps)
-    bounds = [chars] + ([c.max_steps * c.batch_size * c.seq_len] if c.max_steps else []) + \
-        ([c.epochs * train_chars] if c.epochs else [])
-    if min(bounds) < chars:
+    if _trained_chars(c, cps, train_chars) < chars:  # --max-steps or --epochs ends it first
         return ModelConfig.hidden, cps
     hidden = budget.default_hidden(chars)
     if hidden == ModelConfig.hidden:
@@ -268,11 +278,7 @@ def _budget_dropout(config, cell, layers, hidden, vocab_size, train_chars, group
             print(f"charrnn: {why} (--dropout to choose)", file=sys.stderr, flush=True)
         return budget.DROPOUT, config
     cps = cps or _measure(c, cell, layers, hidden, vocab_size, group, progress)
-    passes = budget.planned_passes(c.time_limit, cps, train_chars)
-    if c.epochs is not None:
-        passes = min(passes, c.epochs)
-    if c.max_steps is not None:
-        passes = min(passes, c.max_steps * c.batch_size * c.seq_len / train_chars)
+    passes = _trained_chars(c, cps, train_chars) / train_chars
     dropout = budget.dropout_for(passes)
     if progress:
         print(f"charrnn: dropout {dropout:g}: about {passes:.1f} passes over the {train_chars:,} "
