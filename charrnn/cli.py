@@ -162,7 +162,8 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
 
     def announce(model):
         phased = distributed and runs_phased(model, current().overlap)
-        names = train_kernels(model.cfg.cell, phased) + (SAMPLE if sample_every else ())
+        names = (train_kernels(model.cfg.cell, phased, model.strategy == "wave")
+                 + (SAMPLE if sample_every else ()))
         notice(names, lambda m: click.echo(m, err=True))
     def explicit(name):
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT

@@ -28,7 +28,7 @@ INITS = ("charrnn", "pytorch")  # see cells.charrnn_init
 # "may change": cadence and machine options (validation, checkpoints, threads, patience).
 MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
 RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
-STRATEGIES = ("auto", "shards", "whole")  # see strategy.py
+STRATEGIES = ("auto", "shards", "whole", "wave")  # see strategy.py
 
 
 def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
@@ -167,7 +167,8 @@ class TrainConfig:
                                  "use].", on_resume=MAY_CHANGE)
     strategy: str = option("auto", "How a step uses the threads: shards (each its rows of the "
                            "batch, with its own products), whole (the whole batch's products on "
-                           "BLAS's threads), or auto: measured on this machine once per model "
+                           "BLAS's threads), wave (a 2-layer model: a layer a thread, each on "
+                           "the whole batch), or auto: measured on this machine once per model "
                            "and batch shape, then cached; the choice is saved with the run.",
                            choices=STRATEGIES, on_resume=MAY_CHANGE)
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from . import generate as G
-from . import stack
+from . import stack, wave
 from . import updates as U
 from .optim import Optimizer, clip_gradients
 from .sample import sample
@@ -26,13 +26,20 @@ def forward_kernels(cell: str | None = None) -> tuple:
     return ((stack, "stack_forward"),)
 
 
-def train_kernels(cell: str | None = None, phased: bool = False) -> tuple:
+WAVE = tuple((wave, name) for name in ("project", "layer_forward", "decode", "top",
+                                       "layer_backward", "input_grad", "hidden_grads",
+                                       "input_weight_grad"))
+
+
+def train_kernels(cell: str | None = None, phased: bool = False, wave: bool = False) -> tuple:
     """The compiled entry points a training step runs (with Adam; the other optimizers are
     small and compile in about a second); phased: the backward in phases (an MPI job's
-    overlapped Allreduce, Model.backward's reducer)."""
+    overlapped Allreduce, Model.backward's reducer); wave: the wave strategy's too (a run
+    with it, or a probe that measures it)."""
     backward = (((stack, "stack_backward_top"), (stack, "stack_backward_layer")) if phased
                 else ((stack, "stack_backward"),))
-    return forward_kernels(cell) + backward + ((U, "sum_squares"), (U, "adam_update"))
+    return (forward_kernels(cell) + backward + ((U, "sum_squares"), (U, "adam_update"))
+            + (WAVE if wave else ()))
 
 
 def runs_phased(model, overlap: bool) -> bool:
@@ -66,8 +73,8 @@ def warm_up(model, config, sampling: bool = False, phased: bool = False) -> floa
     --time-limit. Leaves the model's parameters, gradients and random state as they were.
     phased: the run's backward goes in phases (train_kernels). Returns the seconds it took."""
     t0 = time.perf_counter()
-    x = np.zeros((1, 1), np.int32)
-    model.forward(x, x, model.zero_state(1))
+    x = np.zeros((1, 2), np.int32)  # two rows: the wave strategy needs them (Model._wave)
+    model.forward(x, x, model.zero_state(2))
     model.backward(reducer=_Idle() if phased else None)
     model.zero_grad()
     one = np.zeros(1, model.dtype)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from . import stack
+from . import stack, wave
 from . import threads as workers
 from .cells import CELLS, init_params, num_params, param_offsets, views
 from .config import ModelConfig
@@ -46,7 +46,7 @@ class Model:
         self.vocab = vocab
         self.dtype = np.dtype(dtype)
         self.threads = threads
-        self.strategy = "shards"  # or "whole": see strategy.py
+        self.strategy = "shards"  # or "whole" or "wave": see strategy.py
         n = num_params(cfg)
         _check_memory(cfg, n, self.dtype.itemsize)
         if params is None:
@@ -61,6 +61,7 @@ class Model:
         self.dropout_masks = None                # (L, T, B, H) of the last training forward
         self._ws = []                            # per shard: its flat workspace
         self._shard_grads = []                   # per shard after the first: its gradients
+        self._wave_scratch = None                # wave: each layer's per-step scratch
         self._last = None                        # what backward needs of the last forward
         # set by charrnn.load: the checkpoint it came from (checkpoint.Record, its raw metadata
         # sections, the file), None for a model built in Python
@@ -125,8 +126,12 @@ class Model:
         def task(i, b0, b1):
             return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
                                                self.offs, code, relu, L, H, V, b0, b1)
-        sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
-                           self._blas_threads())
+        if self._wave(B):
+            sums = [wave.forward(workers.run, ws[0], self._scratch(B), hT, cT, x, yy, h0, c0,
+                                 drop, self.params, self.offs, code, relu, H, V)]
+        else:
+            sums = workers.run([task(i, b0, b1) for i, (b0, b1) in enumerate(shards)],
+                               self._blas_threads())
         count = predictions or self.predictions(yy)
         self._last = (x, yy, drop, shards, ws, count)
         if y is None:
@@ -179,7 +184,12 @@ class Model:
             return lambda i, b0, b1: lambda: stack.stack_backward_layer(
                 k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1)
 
-        if reducer is None or len(self.grad_segments()) == 1:  # one slice: nothing to overlap
+        if self._wave(B):  # both threads on every layer: the slices come out at the end
+            wave.backward(workers.run, self.grads, self._grad_buffers(1)[0], dh0, dc0, ws[0],
+                          self._scratch(B), xs, yy, drop, *common, relu, H, V, scale)
+            for lo, hi in self.grad_segments() if reducer is not None else ():
+                reducer.start(lo, hi)  # in the order the other ranks' phases send them
+        elif reducer is None or len(self.grad_segments()) == 1:  # one slice: nothing to overlap
             self._phase(whole, shards, grads, (0, self.grads.size), reducer)  # every slice
         else:
             slices = [None] + self.grad_segments()  # the decoder's goes with the top layer's
@@ -263,9 +273,24 @@ class Model:
 
     # -- the step strategy (strategy.py) ---------------------------------------------------------
 
+    def _wave(self, rows: int) -> bool:
+        """wave runs here: a 2-layer model, at least two threads and two rows (else shards)."""
+        return (self.strategy == "wave" and self.cfg.layers == 2 and rows >= 2
+                and (self.threads or workers.usable_cores()) >= 2)
+
     def _shards(self, rows: int) -> list[tuple[int, int]]:
-        """shards: one block of rows per thread; whole: every row in one block."""
-        return [(0, rows)] if self.strategy == "whole" else workers.shard_bounds(rows, self.threads)
+        """shards: one block of rows per thread; whole and wave: every row in one block."""
+        if self.strategy == "whole" or self._wave(rows):
+            return [(0, rows)]
+        return workers.shard_bounds(rows, self.threads)
+
+    def _scratch(self, rows: int) -> list[np.ndarray]:
+        """wave: each layer's per-step scratch for `rows` rows, kept between steps."""
+        G, H = CELLS[self.cfg.cell].G, self.cfg.hidden
+        size = wave.scratch_size(rows, H, G)
+        if self._wave_scratch is None or self._wave_scratch[0].size != size:
+            self._wave_scratch = [np.zeros(size, self.dtype) for _ in range(2)]
+        return self._wave_scratch
 
     def _blas_threads(self) -> int:
         """whole: BLAS gets every thread for the one block's products; shards: one each."""

@@ -1,10 +1,12 @@
 """The step strategy: how a training step uses the threads, chosen by measurement on this machine.
 
-Two ways to spread one step over T threads:
+Three ways to spread one step over T threads:
   shards  each thread takes B/T rows of the batch and runs the whole stack on them with its own
           products (BLAS at one thread each); the shards' gradients are then added (model.py).
   whole   one block of all B rows; every product goes to BLAS with T threads, and the pointwise
           gate work runs on one.
+  wave    a 2-layer model on 2 threads: each thread runs one layer on all B rows, layer 1 a
+          chunk of steps behind layer 0 (wave.py): products twice as fat as a shard's.
 Which is faster depends on the CPU (how its BLAS does thin (B/T x H) products against fat
 (B x H) ones), the model and the batch: measured on this project's 2-core AMD EPYC the two came within 10-40% of each
 other either way, depending on the model; on an Intel Xeon the thin per-core products were the slower part. So `--strategy auto`
@@ -30,10 +32,10 @@ from . import config
 from .fileio import write_bytes
 from .threads import usable_cores
 
-STRATEGIES = tuple(s for s in config.STRATEGIES if s != "auto")  # ("shards", "whole")
+STRATEGIES = tuple(s for s in config.STRATEGIES if s != "auto")  # ("shards", "whole", "wave")
 PROBE_SECONDS = 0.25  # per strategy and round, after a warm-up step
 ROUNDS = 2  # the two alternate, and each keeps its best round
-MARGIN = 1.05  # whole must beat shards by this much to be chosen (shards: the long-tested path)
+MARGIN = 1.05  # another must beat shards by this much to be chosen (shards: the long-tested path)
 CACHE_NAME = "strategies.json"
 CACHE_ENV = "CHARRNN_STRATEGY_CACHE"  # a file to use instead (the tests keep their own)
 
@@ -101,26 +103,39 @@ def measure(cfg, batch: int, seq_len: int, threads: int | None, strategy: str) -
     return n * batch * seq_len / (time.perf_counter() - t0)
 
 
+def wave_fits(cfg, threads: int | None) -> bool:
+    """Whether wave can run this model: 2 layers and at least 2 threads (wave.py: one layer a
+    thread; more threads stay idle)."""
+    return cfg.layers == 2 and (threads or usable_cores()) >= 2
+
+
+def candidates(cfg, threads: int | None) -> tuple[str, ...]:
+    """The strategies auto measures for this model and thread count."""
+    return tuple(s for s in STRATEGIES if s != "wave" or wave_fits(cfg, threads))
+
+
 def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None) -> Choice:
-    """The faster strategy for this model and batch here: from the cache, or measured (speed:
+    """The fastest strategy for this model and batch here: from the cache, or measured (speed:
     a stand-in for measure, for tests) and cached. One thread (or one row) has nothing to share:
-    shards."""
+    shards. Another strategy is chosen over shards only when it is MARGIN faster."""
     threads = threads or usable_cores()
     if threads == 1 or batch < 2:
         return Choice("shards", {}, False, "one thread or one row: nothing to share")
     path, k = cache_file(), key(cfg, batch, seq_len, threads)
     cache = _read(path)
     entry = cache.get(k)
-    if _valid(entry):
+    names = candidates(cfg, threads)
+    if _valid(entry, names):
         speeds = entry["chars_per_second"]
         return Choice(entry["strategy"], speeds, False, _why(entry["strategy"], speeds)
                       + f" (measured earlier, cached in {path})")
     speed = speed or measure
-    speeds = dict.fromkeys(STRATEGIES, 0.0)
-    for _ in range(ROUNDS):  # alternating, so that a slow moment of the machine hits both
-        for s in STRATEGIES:
+    speeds = dict.fromkeys(names, 0.0)
+    for _ in range(ROUNDS):  # alternating, so that a slow moment of the machine hits each
+        for s in names:
             speeds[s] = max(speeds[s], speed(cfg, batch, seq_len, threads, s))
-    best = "whole" if speeds["whole"] > MARGIN * speeds["shards"] else "shards"
+    fastest = max(names, key=lambda s: speeds[s])
+    best = fastest if speeds[fastest] > MARGIN * speeds["shards"] else "shards"
     cache[k] = {"strategy": best, "chars_per_second": {s: round(v) for s, v in speeds.items()}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,17 +148,16 @@ def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None
 def _why(best: str, speeds: dict) -> str:
     if not speeds:
         return best
-    other = next(s for s in STRATEGIES if s != best)
-    return (f"{best}: {speeds[best]:,.0f} chars/s here against {speeds.get(other, 0):,.0f} for "
-            f"{other}")
+    others = " and ".join(f"{speeds[s]:,.0f} for {s}" for s in speeds if s != best)
+    return f"{best}: {speeds[best]:,.0f} chars/s here against {others}"
 
 
-def _valid(entry) -> bool:
-    """A cache entry as choose() writes it (anything else is measured again)."""
-    return (isinstance(entry, dict) and entry.get("strategy") in STRATEGIES
+def _valid(entry, names) -> bool:
+    """A cache entry as choose() writes it, with a speed for each of names (anything else, an
+    entry from before a strategy was added included, is measured again)."""
+    return (isinstance(entry, dict) and entry.get("strategy") in names
             and isinstance(entry.get("chars_per_second"), dict)
-            and all(isinstance(entry["chars_per_second"].get(s), (int, float))
-                    for s in STRATEGIES))
+            and all(isinstance(entry["chars_per_second"].get(s), (int, float)) for s in names))
 
 
 def _read(path: Path) -> dict:

@@ -217,7 +217,8 @@ def _measure(config, cell, layers, hidden, vocab_size, group, progress) -> float
     """Training chars/s of this model here (budget.measure, by rank 0 on its share of the batch,
     times the ranks), the kernels' first-run compile announced."""
     if progress:  # the speed probe's first step compiles the kernels on a first run
-        jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
+        jit.notice(jit.train_kernels(wave=layers == 2),
+                   lambda m: print(m, file=sys.stderr, flush=True))
     return group.size * group.on_root(budget.measure, cell, layers, hidden, vocab_size,
                                       config.batch_size // group.size, config.seq_len,
                                       config.threads or group.default_threads())
@@ -312,11 +313,15 @@ def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfi
     else this machine's measured choice, measured by rank 0 alone (on its rows), and written into
     the options saved with the run."""
     chosen = config.strategy
+    if chosen == "wave" and model.cfg.layers != 2:
+        raise CharrnnError(f"--strategy wave runs a 2-layer model, one layer a thread; this one "
+                           f"has {model.cfg.layers}: choose --strategy shards, whole or auto")
     if chosen == "auto" and saved is not None and saved.train.strategy != "auto":
         chosen = saved.train.strategy
     if chosen == "auto":
         if progress:  # the probe's first step compiles the kernels on a first run
-            jit.notice(jit.train_kernels(), lambda m: print(m, file=sys.stderr, flush=True))
+            jit.notice(jit.train_kernels(wave=strategy.wave_fits(model.cfg, model.threads)),
+                       lambda m: print(m, file=sys.stderr, flush=True))
         choice = group.on_root(strategy.choose, model.cfg, batches.batch_size // group.size,
                                max(1, round(batches.seq_len)), model.threads)
         chosen = choice.strategy

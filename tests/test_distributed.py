@@ -343,6 +343,24 @@ def test_phased_backward_hands_over_final_slices_in_order(cell, strategy):
     assert r.slices == [(o[8], m.params.size), (o[4], o[8]), (0, o[4])]
 
 
+def test_a_wave_backward_hands_over_every_slice_in_order():
+    """wave (one layer a thread) finishes every slice at once: it hands them over in the order
+    the other ranks' phased backwards do, each final, with the same bits as without a reducer."""
+    from charrnn.config import ModelConfig
+    from charrnn.model import Model
+    m = Model(ModelConfig(20, "lstm", 24, 2, dropout=0.3), seed=1)
+    m.threads, m.strategy = 2, "wave"
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 20, (9, 6)), rng.integers(0, 20, (9, 6))
+    m.loss_and_grad(x, y, m.zero_state(6), rng=np.random.default_rng(3))
+    final = m.grads.copy()
+    r = _Recorder(m, final)
+    m.grads[:] = np.nan
+    m.loss_and_grad(x, y, m.zero_state(6), rng=np.random.default_rng(3), reducer=r)
+    np.testing.assert_array_equal(m.grads, final)
+    assert r.slices == m.grad_segments()
+
+
 def test_a_rank_without_rows_hands_over_every_slice():
     """A zero-row share still starts every slice's Allreduce, in order (the others wait on it)."""
     from charrnn.config import ModelConfig

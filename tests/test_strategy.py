@@ -1,4 +1,6 @@
-"""The step strategy (strategy.py): shards or whole, chosen by measurement and cached."""
+"""The step strategy (strategy.py): shards, whole or wave, chosen by measurement and cached."""
+import json
+
 import numpy as np
 import pytest
 from conftest import random_batch
@@ -25,22 +27,34 @@ def test_the_faster_strategy_is_chosen_and_cached(cache_dir):
 
     def speed(cfg, batch, seq_len, threads, strategy):
         calls.append(strategy)
-        return {"shards": 1000.0, "whole": 1500.0}[strategy]
+        return {"shards": 1000.0, "whole": 1500.0, "wave": 1200.0}[strategy]
 
     first = S.choose(CFG, 8, 10, threads=2, speed=speed)
     assert first.strategy == "whole" and first.measured
-    assert calls == ["shards", "whole"] * S.ROUNDS  # alternating
-    assert "1,500 chars/s here against 1,000 for shards" in first.reason
+    assert calls == ["shards", "whole", "wave"] * S.ROUNDS  # alternating
+    assert "1,500 chars/s here against 1,000 for shards and 1,200 for wave" in first.reason
     again = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: pytest.fail("measured twice"))
     assert again.strategy == "whole" and not again.measured  # read from the cache file
     assert (cache_dir / S.CACHE_NAME).is_file()
     # another shape is another measurement
-    other = S.choose(CFG, 16, 10, threads=2, speed=lambda *a: {"shards": 2.0, "whole": 1.0}[a[4]])
-    assert other.strategy == "shards" and other.measured
+    other = S.choose(CFG, 16, 10, threads=2,
+                     speed=lambda *a: {"shards": 2.0, "whole": 1.0, "wave": 3.0}[a[4]])
+    assert other.strategy == "wave" and other.measured
+    # wave runs one layer a thread: a 3-layer model is not measured with it
+    deep = ModelConfig(vocab_size=20, cell="lstm", hidden=16, layers=3)
+    calls.clear()
+    assert S.choose(deep, 8, 10, threads=2, speed=speed).strategy == "whole"
+    assert calls == ["shards", "whole"] * S.ROUNDS
+    # a cache entry from before wave was a candidate is measured again
+    path = cache_dir / S.CACHE_NAME
+    old = {"strategy": "whole", "chars_per_second": {"shards": 1, "whole": 2}}
+    path.write_text(json.dumps({S.key(CFG, 8, 10, 2): old}))
+    assert S.choose(CFG, 8, 10, threads=2, speed=speed).measured
 
 
 def test_whole_needs_a_clear_win(cache_dir):
-    c = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: {"shards": 100.0, "whole": 103.0}[a[4]])
+    c = S.choose(CFG, 8, 10, threads=2,
+                 speed=lambda *a: {"shards": 100.0, "whole": 103.0, "wave": 104.0}[a[4]])
     assert c.strategy == "shards"  # within MARGIN: the long-tested path
 
 
@@ -55,27 +69,60 @@ def test_a_damaged_cache_is_measured_again(cache_dir, damage):
     if damage.startswith("ENTRY "):
         damage = '{"%s": %s}' % (S.key(CFG, 8, 10, 2), damage[6:])
     (cache_dir / S.CACHE_NAME).write_text(damage)
-    c = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: {"shards": 1.0, "whole": 2.0}[a[4]])
+    c = S.choose(CFG, 8, 10, threads=2,
+                 speed=lambda *a: {"shards": 1.0, "whole": 2.0, "wave": 1.5}[a[4]])
     assert c.strategy == "whole" and c.measured
 
 
+@pytest.mark.parametrize("other", ["whole", "wave"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_whole_and_shards_compute_the_same_step(cell):
+def test_every_strategy_computes_the_same_step(cell, other):
     cfg = ModelConfig(vocab_size=20, cell=cell, hidden=16, layers=2)
     x, y = random_batch(20, 12, 6, seed=3)
     results = {}
-    for strategy in ("shards", "whole", "whole"):
+    for strategy in ("shards", other, other):
         m = Model(cfg, seed=1, threads=2)
         m.strategy = strategy
         loss, (h, _) = m.loss_and_grad(x, y, m.zero_state(6))
         results.setdefault(strategy, []).append((loss, m.grads.copy(), h))
     (ls, gs, hs), = results["shards"]
-    (lw, gw, hw), (lw2, gw2, hw2) = results["whole"]
+    (lw, gw, hw), (lw2, gw2, hw2) = results[other]
     assert abs(ls - lw) < 1e-5
     np.testing.assert_allclose(gw, gs, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(hw, hs, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(gw, gw2)  # deterministic
     assert lw == lw2
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_wave_matches_shards_in_float64(cell):
+    """Every output of a training step (loss, gradients, final state, the initial state's
+    gradients, logits) with dropout and padding, chunked over steps that do not divide evenly
+    (wave.py) and at H = 256 (the transposed recurrent product), against shards (whose kernels
+    test_kernels checks against finite differences)."""
+    for hidden in (16, 256):
+        cfg = ModelConfig(vocab_size=11, cell=cell, hidden=hidden, layers=2, dropout=0.3)
+        x, y = random_batch(11, 13, 5, seed=4)
+        y[3, 2] = -1
+        rng = np.random.default_rng(2)
+        state = tuple(rng.standard_normal((2, 5, hidden)) for _ in range(2))
+        out = {}
+        for strategy in ("shards", "wave"):
+            m = Model(cfg, dtype=np.float64, seed=3, threads=2)
+            m.strategy = strategy
+            loss, (h, c) = m.forward(x, y, state, train=True, rng=np.random.default_rng(5))
+            dh0, dc0 = m.backward(want_state_grad=True)
+            out[strategy] = (loss, h, c, m.grads.copy(), dh0, dc0, m.logits(x, state))
+        for a, b in zip(out["shards"], out["wave"]):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_wave_needs_two_layers(tiny_corpus, tmp_path):
+    with pytest.raises(charrnn.CharrnnError, match="--strategy wave runs a 2-layer model"):
+        charrnn.train(tiny_corpus, TrainConfig(max_steps=2, strategy="wave", batch_size=4,
+                                               seq_len=8), hidden=8, layers=3,
+                      checkpoint_dir=tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
 
 
 def test_the_chosen_strategy_is_saved_and_resumed(tiny_corpus, tmp_path, monkeypatch, cache_dir):
@@ -101,4 +148,16 @@ def test_the_chosen_strategy_is_saved_and_resumed(tiny_corpus, tmp_path, monkeyp
                       checkpoint_dir=tmp_path / "b", resume=True, progress=False)
     c = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, strategy="whole", **opts), hidden=8,
                       layers=1, checkpoint_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(b.model.params, c.model.params)
+
+
+def test_a_wave_run_resumes_bit_exact(tiny_corpus, tmp_path):
+    opts = {"batch_size": 4, "seq_len": 8, "eval_every": 5, "threads": 2, "strategy": "wave"}
+    charrnn.train(tiny_corpus, TrainConfig(max_steps=3, **opts), hidden=8, layers=2,
+                  dropout=0.2, checkpoint_dir=tmp_path / "b", progress=False)
+    b = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), checkpoint_dir=tmp_path / "b",
+                      resume=True, progress=False)
+    c = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), hidden=8, layers=2,
+                      dropout=0.2, checkpoint_dir=tmp_path / "c", progress=False)
+    assert b.model.strategy == "wave" == charrnn.info(tmp_path / "b")["train_options"]["strategy"]
     np.testing.assert_array_equal(b.model.params, c.model.params)
