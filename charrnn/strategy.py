@@ -10,12 +10,13 @@ Three ways to spread one step over T threads:
 Which is faster depends on the CPU (how its BLAS does thin (B/T x H) products against fat
 (B x H) ones), the model and the batch: measured on this project's 2-core AMD EPYC the two came within 10-40% of each
 other either way, depending on the model; on an Intel Xeon the thin per-core products were the slower part. So `--strategy auto`
-(the default) measures both, alternating, ROUNDS times PROBE_SECONDS each, the first time a model
-shape meets this machine, takes whole only when it wins by MARGIN, and caches the choice in
+(the default) measures each of candidates() (wave only for 2 layers), alternating, ROUNDS times
+PROBE_SECONDS each, the first time a model shape meets this machine, takes another than shards
+only when it wins by MARGIN, and caches the choice in
 CACHE_NAME beside numba's kernel cache (or CACHE_ENV's file); later runs read it. In an MPI job
 rank 0 measures and the others follow.
 The chosen strategy is saved with the run's options, so a resumed run computes the same bits.
-Both give the same results up to float32 summation order; each is deterministic for its
+All give the same results up to float32 summation order; each is deterministic for its
 thread count.
 """
 from __future__ import annotations

@@ -14,6 +14,10 @@ end. The threads wait on each other per chunk through events; which thread compu
 fixed, so the results are bit-identical run to run (and agree with shards to float32 summation
 order). The workspace is one (T, B) block, laid out as stack.py's, with each layer's per-step
 scratch (hp, rec) of its own so that the two layers never share one.
+
+On that Zen 4 it trained LSTM 2x128-2x512 at 0.79-0.96x of shards (each thread was as busy as
+a whole shards step, and the wave's ends wait), so auto keeps shards there; it is measured on
+every machine (strategy.candidates) for CPUs whose BLAS is slow on thin products.
 """
 from __future__ import annotations
 
