@@ -172,19 +172,8 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
         h[k, 0] = h0[k, b0:b1]
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k, b0:b1]
-        for t in range(T):
-            if transposed:
-                np.dot(wt[k], h[k, t].T, hpT)
-                _transpose16(hp, hpT)
-            else:
-                np.dot(h[k, t], Wh, hp)
-            if cell == K.CELL_LSTM:
-                K.lstm_step_forward(h[k, t + 1], c[k, t + 1], tc[k, t], act[k, t], xp[k, t], hp,
-                                    c[k, t])
-            elif cell == K.CELL_GRU:
-                K.gru_step_forward(h[k, t + 1], act[k, t], hn[k, t], xp[k, t], hp, bh, h[k, t])
-            else:
-                K.rnn_step_forward(h[k, t + 1], xp[k, t], hp, relu)
+        steps_forward(h[k], c[k], tc[k], act[k], hn[k], xp[k], hp, hpT, wt, k, Wh, bh, cell,
+                      relu, transposed, 0, T)
         _dropout(xin[k], h[k], drop, k, b0)
         hT[k, b0:b1] = h[k, T]
         if cell == K.CELL_LSTM:
@@ -264,13 +253,7 @@ def stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, sca
     xin, probs, dx = views[2], views[8], views[9]
     grads[:] = 0.0
     Wd = _mat(params, offs[4 * L], H, V)
-    for n in range(N):  # dlogits = scale * (probs - onehot(y)), in place; 0 for padding
-        p = probs[n]
-        target = y[n // S, b0 + n % S]
-        for v in range(V):
-            p[v] = p[v] * scale if target >= 0 else 0.0
-        if target >= 0:
-            p[target] -= scale
+    dlogits(probs, y, b0, S, scale)
     top = xin[L - 1].reshape((N, H))
     np.dot(top.T, probs, _mat(grads, offs[4 * L], H, V))
     _column_sums(grads[offs[4 * L + 1]: offs[4 * L + 1] + V], probs)
@@ -287,8 +270,6 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
     GH = G * H
     xp, h, xin, act, dgh, hn, c, tc, _probs, dx, _hp, rec = _carve(ws, cell, L, T, S, H, V)
     dgx = xp
-    dh_rec, dc, carry = rec[0], rec[1], rec[2]
-    dh_rec_t = rec[3].reshape((H, S))
     D = V if k == 0 else H
     Wx, Wh, _bx, _bh = _layer_weights(params, offs, k, D, H, GH)
     gWx, gWh, gbx, gbh = _layer_weights(grads, offs, k, D, H, GH)
@@ -296,28 +277,79 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
         for t in range(T):
             for s in range(S):
                 dx[t, s] *= drop[k, t, b0 + s]
-    dh_rec[:] = 0.0
-    dc[:] = 0.0
-    carry[:] = 0.0
-    for t in range(T - 1, -1, -1):
-        if cell == K.CELL_LSTM:
-            K.lstm_step_backward(dgx[k, t], dc, act[k, t], tc[k, t], c[k, t], dx[t], dh_rec)
-        elif cell == K.CELL_GRU:
-            K.gru_step_backward(dgx[k, t], dgh[k, t], carry, act[k, t], hn[k, t], h[k, t],
-                                dx[t], dh_rec)
-        else:
-            K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
-        # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
-        # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
-        np.dot(Wh, dgh[k, t].T, dh_rec_t)
-        _transpose16(dh_rec, dh_rec_t)
-    for s in range(S):
-        for j in range(H):
-            dh0[k, b0 + s, j] = dh_rec[s, j] + carry[s, j]
-            if cell == K.CELL_LSTM:
-                dc0[k, b0 + s, j] = dc[s, j]
+    rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
+    steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
+                   0, T)
+    state_grads(dh0, dc0, rec, k, b0, cell)
     _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
                   xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
+
+
+@njit(**KW)
+def steps_forward(h, c, tc, act, hn, xp, hp, hpT, wt, k, Wh, bh, cell, relu, transposed, t0,
+                  t1):
+    """Layer k's time steps [t0, t1) forward, its caches h, c (T + 1, S, H), tc, act, hn, xp
+    (T, S, .) filled from xp's input projections; hp (S, GH) scratch; with `transposed`,
+    h_prev @ W_h is computed as hpT (GH, S) = wt[k] @ h_prev^T from wt (L, GH, H), the layers'
+    transposed copies of W_h (see stack_forward)."""
+    for t in range(t0, t1):
+        if transposed:
+            np.dot(wt[k], h[t].T, hpT)
+            _transpose16(hp, hpT)
+        else:
+            np.dot(h[t], Wh, hp)
+        if cell == K.CELL_LSTM:
+            K.lstm_step_forward(h[t + 1], c[t + 1], tc[t], act[t], xp[t], hp, c[t])
+        elif cell == K.CELL_GRU:
+            K.gru_step_forward(h[t + 1], act[t], hn[t], xp[t], hp, bh, h[t])
+        else:
+            K.rnn_step_forward(h[t + 1], xp[t], hp, relu)
+
+
+@njit(**KW)
+def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1):
+    """One layer's time steps t1 - 1 down to t0 backward: its pre-activation gradients dgx, dgh
+    (T, S, GH) from its output gradient dx (T, S, H) and the carries in rec (4, S, H): dh_rec,
+    dc, the GRU's carry, and room for dh_rec transposed."""
+    S, H = dx.shape[1], dx.shape[2]
+    dh_rec, dc, carry = rec[0], rec[1], rec[2]
+    dh_rec_t = rec[3].reshape((H, S))
+    for t in range(t1 - 1, t0 - 1, -1):
+        if cell == K.CELL_LSTM:
+            K.lstm_step_backward(dgx[t], dc, act[t], tc[t], c[t], dx[t], dh_rec)
+        elif cell == K.CELL_GRU:
+            K.gru_step_backward(dgx[t], dgh[t], carry, act[t], hn[t], h[t], dx[t], dh_rec)
+        else:
+            K.rnn_step_backward(dgx[t], h[t + 1], dx[t], dh_rec, relu)
+        # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
+        # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
+        np.dot(Wh, dgh[t].T, dh_rec_t)
+        _transpose16(dh_rec, dh_rec_t)
+
+
+@njit(**KW)
+def state_grads(dh0, dc0, rec, k, b0, cell):
+    """Rows [b0, b0 + S) of layer k's initial-state gradients dh0, dc0 (L, B, H), from the
+    carries in rec that steps_backward left after step 0."""
+    S, H = rec.shape[1], rec.shape[2]
+    for s in range(S):
+        for j in range(H):
+            dh0[k, b0 + s, j] = rec[0, s, j] + rec[2, s, j]
+            if cell == K.CELL_LSTM:
+                dc0[k, b0 + s, j] = rec[1, s, j]
+
+
+@njit(**KW)
+def dlogits(probs, y, b0, S, scale):
+    """probs (N, V) in place: scale * (softmax - onehot(y[n // S, b0 + n % S])), 0 for a row
+    whose target is padding (negative)."""
+    for n in range(probs.shape[0]):
+        p = probs[n]
+        target = y[n // S, b0 + n % S]
+        for v in range(probs.shape[1]):
+            p[v] = p[v] * scale if target >= 0 else 0.0
+        if target >= 0:
+            p[target] -= scale
 
 
 @njit(**KW)

@@ -39,8 +39,11 @@ from .stack import (
     _mat,
     _project,
     _softmax_xent,
-    _transpose16,
     _transpose_tiled,
+    dlogits,
+    state_grads,
+    steps_backward,
+    steps_forward,
 )
 
 CHUNKS = 10  # chunks of a window: more wait less at the ends of the wave, but meet more often
@@ -95,19 +98,8 @@ def layer_forward(ws, sc, hT, cT, x, h0, c0, drop, params, offs, cell, relu, L, 
         h[k, 0] = h0[k]
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k]
-    for t in range(t0, t1):
-        if transposed:
-            np.dot(wt[k], h[k, t].T, hpT)
-            _transpose16(hp, hpT)
-        else:
-            np.dot(h[k, t], Wh, hp)
-        if cell == K.CELL_LSTM:
-            K.lstm_step_forward(h[k, t + 1], c[k, t + 1], tc[k, t], act[k, t], xp[k, t], hp,
-                                c[k, t])
-        elif cell == K.CELL_GRU:
-            K.gru_step_forward(h[k, t + 1], act[k, t], hn[k, t], xp[k, t], hp, bh, h[k, t])
-        else:
-            K.rnn_step_forward(h[k, t + 1], xp[k, t], hp, relu)
+    steps_forward(h[k], c[k], tc[k], act[k], hn[k], xp[k], hp, hpT, wt, k, Wh, bh, cell, relu,
+                  transposed, t0, t1)
     n = t1 - t0
     hk = h[k].reshape(((T + 1) * S, H))[t0 * S: (t1 + 1) * S].reshape((n + 1, S, H))
     xk = xin[k].reshape((T * S, H))[t0 * S: t1 * S].reshape((n, S, H))
@@ -147,13 +139,7 @@ def top(gWd, gbd, ws, y, params, offs, cell, L, H, V, t0, t1, scale):
     xin, probs, dx = views[2], views[8], views[9]
     Wd = _mat(params, offs[4 * L], H, V)
     p = probs[t0 * S: t1 * S]
-    for n in range(p.shape[0]):
-        row = p[n]
-        target = y[t0 + n // S, n % S]
-        for v in range(V):
-            row[v] = row[v] * scale if target >= 0 else 0.0
-        if target >= 0:
-            row[target] -= scale
+    dlogits(p, y[t0:t1], 0, S, scale)
     np.dot(xin[L - 1].reshape((T * S, H))[t0 * S: t1 * S].T, p, gWd)
     _column_sums(gbd, p)
     np.dot(p, Wd.T, dx.reshape((T * S, H))[t0 * S: t1 * S])
@@ -170,33 +156,17 @@ def layer_backward(ws, sc, dh0, dc0, x, drop, params, offs, cell, relu, L, H, V,
     xp, h, _xin, act, dgh, hn, c, tc, _probs, dx = _carve(ws, cell, L, T, S, H, V)[:10]
     dgx = xp
     _hp, rec = _split(sc, S, GH, H)
-    dh_rec, dc, carry = rec[0], rec[1], rec[2]
-    dh_rec_t = rec[3].reshape((H, S))
     _Wx, Wh, _bx, _bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
     if drop.shape[0] != 0:
         for t in range(t0, t1):
             for s in range(S):
                 dx[t, s] *= drop[k, t, s]
     if t1 == T:
-        dh_rec[:] = 0.0
-        dc[:] = 0.0
-        carry[:] = 0.0
-    for t in range(t1 - 1, t0 - 1, -1):
-        if cell == K.CELL_LSTM:
-            K.lstm_step_backward(dgx[k, t], dc, act[k, t], tc[k, t], c[k, t], dx[t], dh_rec)
-        elif cell == K.CELL_GRU:
-            K.gru_step_backward(dgx[k, t], dgh[k, t], carry, act[k, t], hn[k, t], h[k, t],
-                                dx[t], dh_rec)
-        else:
-            K.rnn_step_backward(dgx[k, t], h[k, t + 1], dx[t], dh_rec, relu)
-        np.dot(Wh, dgh[k, t].T, dh_rec_t)  # as in stack_backward_layer
-        _transpose16(dh_rec, dh_rec_t)
+        rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
+    steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
+                   t0, t1)
     if t0 == 0:
-        for s in range(S):
-            for j in range(H):
-                dh0[k, s, j] = dh_rec[s, j] + carry[s, j]
-                if cell == K.CELL_LSTM:
-                    dc0[k, s, j] = dc[s, j]
+        state_grads(dh0, dc0, rec, k, 0, cell)
 
 
 @njit(**KW)
