@@ -4,9 +4,11 @@ alternating within each seed (seed 0: every shape, seed 1: every shape, ...) so 
 stretch of the machine falls on all of them.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/batch_window.py \
-        --minutes 5 --seeds 3 --shapes 50x50,32x50,100x50,50x100 [-- EXTRA charrnn train OPTIONS]
+        --minutes 5 --seeds 3 --shapes 50x50,32x50,100x50,50x100 [--variants "--lr 5e-3; ..."]
+        [-- EXTRA charrnn train OPTIONS]
 
-A shape is BATCHxSEQ. Scored as bench/budget.py scores charrnn (the best validation on the last
+A shape is BATCHxSEQ; --variants adds runs of other options (semicolon-separated, each at the
+defaults' shape unless it gives its own), alternating with the shapes. Scored as bench/budget.py scores charrnn (the best validation on the last
 10% of tinyshakespeare, validation inside the budget); prints one JSON line per run, then
 budget.py's tables (a contender per shape) and the characters each shape trained on.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,16 +30,18 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--shapes", default="50x50,32x50,100x50,50x100")
+    ap.add_argument("--variants", default="", help="more runs: options, semicolon-separated")
     ap.add_argument("extra", nargs="*", help="after --: more `charrnn train` options")
     args = ap.parse_args()
-    shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
+    variants = [["--batch-size", b, "--seq-len", t] for b, t in
+                (s.split("x") for s in args.shapes.split(",") if s)] + \
+        [shlex.split(v) for v in args.variants.split(";") if v.strip()]
     budget.machine()
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for batch, seq in shapes:
-            extra = ["--batch-size", str(batch), "--seq-len", str(seq)] + args.extra
-            row = budget.run_charrnn(60 * args.minutes, False, seed, extra)
-            row["chars"] = row["steps"] * batch * seq
+        for variant in variants:
+            row = budget.run_charrnn(60 * args.minutes, False, seed, variant + args.extra)
+            row["chars"] = row["steps"] * row["batch_size"] * row["seq_len"]
             print(json.dumps(row), flush=True)
             rows.append(row)
     budget.tables(rows)

@@ -15,8 +15,8 @@ holds out. For each budget:
 - charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
   it reports (validated every 200 steps and at the end; validation time counts in the budget).
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
-  nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: batch 50 x
-  50 contiguous rows with the state carried between windows, Adam (or AdamW with the weight
+  nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: charrnn's
+  batch size and window (contiguous rows, the state carried between windows), Adam (or AdamW with the weight
   decay, where charrnn's run took it) at the same rate, clipping at
   norm 5, the same initialisation (charrnn's --init: PyTorch's own draws, for charrnn with the
   first layer's input weights scaled to +-2 and the output bias at the training characters'
@@ -46,7 +46,8 @@ sys.path.insert(0, ROOT)
 EVAL_EVERY = 200
 SPIKE = 0.1  # nats above the best so far
 # a run's recipe, as charrnn chose it and the PyTorch run takes it (--auto's decay too)
-SPEC_KEYS = ("cell", "layers", "hidden", "dropout", "lr", "optimizer", "weight_decay")
+SPEC_KEYS = ("cell", "layers", "hidden", "dropout", "lr", "optimizer", "weight_decay",
+             "batch_size", "seq_len")
 
 
 def spikes(curve: list[float]) -> int:
@@ -77,20 +78,29 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
             "steps": int(rows[-1]["step"]), "wall_s": round(wall, 1),  # info: best.npz's
             "model": describe(info["cell"], info["layers"], info["hidden"], info["dropout"],
                               info["train_options"]["optimizer"],
-                              info["train_options"]["weight_decay"]),
+                              info["train_options"]["weight_decay"],
+                              info["train_options"]["batch_size"],
+                              info["train_options"]["seq_len"]),
             "cell": info["cell"], "layers": info["layers"], "hidden": info["hidden"],
             "dropout": info["dropout"], "lr": info["train_options"]["lr"],
             "optimizer": info["train_options"]["optimizer"],
             "weight_decay": info["train_options"]["weight_decay"],
+            "batch_size": info["train_options"]["batch_size"],
+            "seq_len": info["train_options"]["seq_len"],
             # the rate of the last logged step over the peak: 0 when the run reached its planned
             # end, more when the time limit stopped it first (the decay not done)
             "last_lr_fraction": round(float(rows[-1]["lr"]) / info["train_options"]["lr"], 3)}
 
 
-def describe(cell, layers, hidden, dropout, optimizer, weight_decay) -> str:
-    """The model column: what both contenders trained (the update too, where not plain Adam)."""
+def describe(cell, layers, hidden, dropout, optimizer, weight_decay, batch, seq) -> str:
+    """The model column: what both contenders trained (the update too, where not plain Adam;
+    the batch and window, where not the defaults')."""
+    from charrnn import TrainConfig
+    default = TrainConfig()
     return f"{cell} {layers}x{hidden} dropout {dropout}" + \
         (f" {optimizer} weight decay {weight_decay:g}" if optimizer != "adam" or weight_decay
+         else "") + \
+        (f" batch {batch} x {seq}" if (batch, seq) != (default.batch_size, default.seq_len)
          else "")
 
 
@@ -100,7 +110,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     import torch
 
     import charrnn
-    cell, layers, hidden, dropout, lr, optimizer, weight_decay = (spec[k] for k in SPEC_KEYS)
+    cell, layers, hidden, dropout, lr, optimizer, weight_decay, B, T = (spec[k] for k in SPEC_KEYS)
     if optimizer not in ("adam", "adamw"):
         sys.exit(f"budget.py: the PyTorch script runs adam or adamw, not {optimizer}")
     from charrnn.cells import INPUT_BOUND, prior_bias
@@ -113,7 +123,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     data = load_corpus(DEFAULT_CORPUS)
     train_ids, val_ids = split(data.ids, 0.1)
-    V, B, T = len(data.vocab), 50, 50
+    V = len(data.vocab)
     batches = Batches(train_ids, B, T)
     rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     rnn = rnn_cls(V, hidden, layers, dropout=dropout if layers > 1 else 0.0)
@@ -178,7 +188,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
             (f" --init {init}" if init != default.init else ""), "seconds": seconds, "seed": seed,
             "best_val": best, "final_val": curve[-1][1], "best_step": best_step,
             "spikes": spikes([v for _, v in curve]), "steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
-            "model": describe(cell, layers, hidden, dropout, optimizer, weight_decay)}
+            "model": describe(cell, layers, hidden, dropout, optimizer, weight_decay, B, T)}
 
 
 def main():
@@ -249,7 +259,8 @@ def default_spec() -> dict:
     m = ModelConfig(vocab_size=65)
     t = TrainConfig()
     return {"cell": m.cell, "layers": m.layers, "hidden": m.hidden, "dropout": m.dropout,
-            "lr": t.lr, "optimizer": t.optimizer, "weight_decay": t.weight_decay}
+            "lr": t.lr, "optimizer": t.optimizer, "weight_decay": t.weight_decay,
+            "batch_size": t.batch_size, "seq_len": t.seq_len}
 
 
 def side_by_side(args) -> None:
