@@ -95,12 +95,12 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
 def describe(cell, layers, hidden, dropout, optimizer, weight_decay, batch, seq) -> str:
     """The model column: what both contenders trained (the update too, where not plain Adam;
     the batch and window, where not the defaults')."""
-    from charrnn import TrainConfig
+    from charrnn.config import BATCH_SIZE, TrainConfig
     default = TrainConfig()
     return f"{cell} {layers}x{hidden} dropout {dropout}" + \
         (f" {optimizer} weight decay {weight_decay:g}" if optimizer != "adam" or weight_decay
          else "") + \
-        (f" batch {batch} x {seq}" if (batch, seq) != (default.batch_size, default.seq_len)
+        (f" batch {batch} x {seq}" if (batch, seq) != (BATCH_SIZE, default.seq_len)
          else "")
 
 
@@ -256,11 +256,12 @@ def machine() -> None:
 def default_spec() -> dict:
     """The model and rate of charrnn's defaults, for a PyTorch run without a charrnn run beside."""
     from charrnn import ModelConfig, TrainConfig
+    from charrnn.config import BATCH_SIZE
     m = ModelConfig(vocab_size=65)
     t = TrainConfig()
     return {"cell": m.cell, "layers": m.layers, "hidden": m.hidden, "dropout": m.dropout,
             "lr": t.lr, "optimizer": t.optimizer, "weight_decay": t.weight_decay,
-            "batch_size": t.batch_size, "seq_len": t.seq_len}
+            "batch_size": BATCH_SIZE, "seq_len": t.seq_len}
 
 
 def side_by_side(args) -> None:

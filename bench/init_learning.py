@@ -65,7 +65,7 @@ def initialised(model, init: str, train_ids=None, seed=0):
 
 def main():
     from charrnn import TrainConfig
-    from charrnn.config import ModelConfig
+    from charrnn.config import BATCH_SIZE, ModelConfig
     from charrnn.data import Batches, Vocab, read_text, split
     from charrnn.evaluate import evaluate_ids
     from charrnn.model import Model
@@ -82,7 +82,7 @@ def main():
     vocab = Vocab.from_text(text)
     train_ids, val_ids = split(vocab.encode(text), 0.1)
     val_ids = val_ids[:50_000]
-    tc = TrainConfig()
+    tc = TrainConfig(batch_size=BATCH_SIZE)
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     last = {}
     variants = [(i, int(w)) for i in a.inits.split(",") for w in a.warmups.split(",")]

@@ -30,6 +30,10 @@ DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
 # A --time-limit run that leaves --hidden to the defaults trains SMALL_HIDDEN units when the
 # default size would train on fewer than SMALL_BELOW_CHARS characters in it (default_hidden).
 SMALL_HIDDEN, SMALL_BELOW_CHARS = 192, 2_000_000
+# A --time-limit run that leaves --batch-size to the defaults trains SMALL_BATCH rows when this
+# machine trains them at least SAME_SPEED times as fast as config.BATCH_SIZE rows (batch_for),
+# each measured BATCH_ROUNDS times, alternating, the best kept.
+SMALL_BATCH, SAME_SPEED, BATCH_ROUNDS = 32, 0.85, 3
 # The validation text (val_max_chars): at most VAL_MAX_CHARS held-out characters; in a
 # --time-limit run, what keeps validating near VAL_SHARE of the run, at least VAL_MIN_CHARS
 # (VAL_COST: a validated character's time over a trained one's: 0.38-0.40 for LSTM 2x128 to
@@ -147,6 +151,41 @@ def default_hidden(chars: float) -> int:
     return ModelConfig.hidden if chars >= SMALL_BELOW_CHARS else SMALL_HIDDEN
 
 
+@dataclass(frozen=True)
+class BatchChoice:
+    """The rows of a --time-limit run that did not give --batch-size, and the speeds behind it."""
+
+    batch_size: int
+    chars_per_second: float  # at batch_size
+    reason: str
+
+
+def batch_for(speed) -> BatchChoice:
+    """SMALL_BATCH when speed(SMALL_BATCH) >= SAME_SPEED x speed(BATCH_SIZE), else BATCH_SIZE;
+    speed(rows) -> chars/s, each measured BATCH_ROUNDS times, alternating, the best kept (one
+    quarter-second probe read 32 rows at 0.89 of 50's speed where longer ones read 1.04-1.07).
+
+    Why: at equal characters per second, fewer rows are more steps. On a 2-core AMD Zen 4
+    (2026-12-07, tinyshakespeare, the defaults, seeds 0-2, bench/batch_window.py) LSTM 2x256
+    trained 32 and 50 rows at the same speed; in 300 s, at 32 x 50 it made 4,394 steps to 2,889
+    and was best at 1.4461 (1.4456-1.4482), at 50 x 50 at 1.4470 (1.4463-1.4530); 100 x 50 (1.13x
+    the characters, 1,673 steps) 1.4533, 50 x 25 1.4589. In 60 s the defaults' 2x192 trained 32
+    rows at 0.87 of 50's characters (2.29 M against 2.63 M) and was still better on every seed:
+    1.5198 (1.5085-1.5224) against 1.5301 (1.5233-1.5345): SAME_SPEED sits below that. Where a
+    BLAS is slower still on thin products, 50 rows stay (unmeasured there)."""
+    from .config import BATCH_SIZE
+    best = dict.fromkeys((BATCH_SIZE, SMALL_BATCH), 0.0)
+    for _ in range(BATCH_ROUNDS):  # alternating
+        best = {rows: max(cps, speed(rows)) for rows, cps in best.items()}
+    small, default = best[SMALL_BATCH], best[BATCH_SIZE]
+    rows = SMALL_BATCH if small >= SAME_SPEED * default else BATCH_SIZE
+    reason = (f"{SMALL_BATCH} rows train {small:,.0f} chars/s here, {BATCH_SIZE} rows "
+              f"{default:,.0f}: " + ("as fast, and more steps for the same characters"
+                                     if rows == SMALL_BATCH else
+                                     f"slower than {SAME_SPEED:g} of {BATCH_SIZE}'s speed"))
+    return BatchChoice(rows, best[rows], reason)
+
+
 def planned_chars(budget_seconds: float, chars_per_second: float) -> float:
     """The characters a run of this speed trains on in the budget (90% of it, as choose()
     counts: validation and checkpoints take the rest)."""
@@ -160,7 +199,8 @@ def val_max_chars(config) -> int:
     Why: a validation costs its characters at VAL_COST of a trained character's time, and comes
     every eval_every steps of batch x seq-len characters, so its share of the run depends on the
     held-out size alone, not on the speed. 300 s on 50 MB (LSTM 2x256, 5 M held-out characters,
-    capped at 1,000,000) spent about half the budget validating: 18 validations of ~8 s."""
+    capped at 1,000,000) spent about half the budget validating: 18 validations of ~8 s.
+    config's batch_size resolved (train() resolves it first: _budget_batch)."""
     if config.val_max_chars is not None:
         return config.val_max_chars
     if config.time_limit is None:

@@ -29,6 +29,7 @@ INITS = ("charrnn", "pytorch")  # see cells.charrnn_init
 MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
 RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
 STRATEGIES = ("auto", "shards", "whole", "wave")  # see strategy.py
+BATCH_SIZE = 50  # the rows of a run that does not give --batch-size (a budget's: budget.py)
 
 
 def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
@@ -95,7 +96,9 @@ class TrainConfig:
     """How to train. Every field has a CLI option of the same name (underscores become dashes)."""
 
     seq_len: int = option(50, "BPTT window length.", on_resume=MUST_MATCH)
-    batch_size: int = option(50, "Parallel rows.", on_resume=MUST_MATCH)
+    batch_size: int | None = option(None, f"Parallel rows (not given: {BATCH_SIZE}, but a "
+                                    "--time-limit run takes fewer where this machine trains "
+                                    "them as fast; the run says so).", on_resume=MUST_MATCH)
     optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS, on_resume=MUST_MATCH)
     lr: float = option(3e-3, "Learning rate.", on_resume=MUST_MATCH)
     momentum: float | None = option(None, "Momentum for sgd (default 0.9) and rmsprop "
@@ -176,7 +179,8 @@ class TrainConfig:
         check_types(self)
         check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         check(self.seq_len >= 1, f"--seq-len must be >= 1, got {self.seq_len}")
-        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        check(self.batch_size is None or self.batch_size >= 1,
+              f"--batch-size must be >= 1, got {self.batch_size}")
         check(self.optimizer in OPTIMIZERS,
               f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         check(self.lr > 0, f"--lr must be > 0, got {self.lr}")

@@ -18,7 +18,7 @@ from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
 from .cells import charrnn_init, num_params
-from .config import ModelConfig, TrainConfig, resume_config, to_dict
+from .config import BATCH_SIZE, ModelConfig, TrainConfig, resume_config, to_dict
 from .data import Vocab, require_windows, split, target_counts
 from .errors import CharrnnError, check_path
 from .group import Solo
@@ -88,7 +88,10 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         A text file, several (joined with a newline), a directory (its text files) or "-"
         (standard input); default the bundled tinyshakespeare (see sources.py).
     config : TrainConfig, optional
-        Training options (defaults as the CLI). On resume, None means "as saved".
+        Training options (defaults as the CLI). On resume, None means "as saved" (and a
+        batch_size of None, the run's own). batch_size None: config.BATCH_SIZE, except in a
+        fresh --time-limit run (text mode, one process, without --auto, --epochs or
+        --max-steps) where this machine trains fewer rows as fast (budget.batch_for).
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
         hidden None: ModelConfig.hidden, except in a --time-limit run whose budget would train
@@ -137,7 +140,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         if corpus is None:  # a resumed run without CORPUS goes on with its own corpus
             items = [_saved_corpus(saved) if group.root else saved.corpus.get("path")]
     given_val = config.val_max_chars if config is not None else None
-    config = _val_size(config or TrainConfig(), saved)
+    config = config or TrainConfig()
     if saved is None:  # check the model options before the (possibly long) corpus encoding
         ModelConfig(1, cell, ModelConfig.hidden if hidden is None else hidden, layers,
                     dropout or 0.0, activation)
@@ -148,6 +151,8 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                            "corpus itself; save the text to a file")
     corpus = _label(items)
     data = group.corpus(items, config.encoding)  # several files, a directory, stdin: one
+    config, cps = _budget_batch(config, data, corpus, cell, layers, hidden, group, progress)
+    config = _val_size(config, saved)  # its size follows the batch
     make = _records_data if config.records else _text_data
     batches, val_ids, vocab, corpus_id, train_chars, counts = make(data, config, corpus, group)
     if progress and saved is None and given_val is None and config.time_limit is not None:
@@ -166,7 +171,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
                 print(f"--auto: {reason}", file=sys.stderr, flush=True)
         else:
             hidden, cps = _budget_hidden(config, cell, layers, hidden, len(vocab),
-                                         train_chars, group, progress)
+                                         train_chars, group, progress, cps)
             if dropout is None:
                 dropout, config = _budget_dropout(config, cell, layers, hidden, len(vocab),
                                                   train_chars, group, progress, cps)
@@ -236,16 +241,42 @@ def _trained_chars(config, cps, train_chars) -> float:
     return chars
 
 
+def _budget_batch(config, data, corpus, cell, layers, hidden, group,
+                  progress) -> tuple[TrainConfig, float | None]:
+    """The options with batch_size resolved, and the chars/s measured for it (of this model, or
+    at ModelConfig.hidden where hidden is None), if measured: the one given (or saved); else
+    BATCH_SIZE, except in a fresh text-mode --time-limit run on one process without --auto,
+    --epochs or --max-steps (the measured case; --auto sizes its model at BATCH_SIZE, and with
+    --epochs or --max-steps fewer rows would train fewer characters), which takes the rows of
+    budget.batch_for, measured here, and says so."""
+    c = config
+    if c.batch_size is not None:
+        return c, None
+    if (c.time_limit is None or c.records or c.auto or c.epochs is not None
+            or c.max_steps is not None or group.distributed):
+        return dataclasses.replace(c, batch_size=BATCH_SIZE), None
+    vocab_size = len(_check_vocab_size(Vocab(data.vocab.chars, c.encoding), corpus))
+    probed = ModelConfig.hidden if hidden is None else hidden
+    choice = budget.batch_for(lambda rows: _measure(
+        dataclasses.replace(c, batch_size=rows), cell, layers, probed, vocab_size, group,
+        progress))
+    if progress:
+        print(f"charrnn: batch size {choice.batch_size}: {choice.reason} (--batch-size to "
+              "choose)", file=sys.stderr, flush=True)
+    return dataclasses.replace(c, batch_size=choice.batch_size), choice.chars_per_second
+
+
 def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
-                   progress) -> tuple[int, float | None]:
+                   progress, cps=None) -> tuple[int, float | None]:
     """A fresh run's hidden size, and its measured chars/s where measured: the one given, or
     ModelConfig.hidden, except in a --time-limit run whose budget would train that size on few
     characters (budget.default_hidden; when --epochs or --max-steps stop it first, a smaller
-    model would not see more, so the default stays)."""
+    model would not see more, so the default stays). cps: the speed already measured of the
+    given size (or of ModelConfig.hidden where hidden is None), at this batch."""
     c = config
     if hidden is not None or c.time_limit is None:
-        return ModelConfig.hidden if hidden is None else hidden, None
-    cps = _measure(c, cell, layers, ModelConfig.hidden, vocab_size, group, progress)
+        return ModelConfig.hidden if hidden is None else hidden, cps
+    cps = cps or _measure(c, cell, layers, ModelConfig.hidden, vocab_size, group, progress)
     chars = budget.planned_chars(c.time_limit, cps)
     if _trained_chars(c, cps, train_chars) < chars:  # --max-steps or --epochs ends it first
         return ModelConfig.hidden, cps
@@ -406,7 +437,11 @@ def resume_record(corpus, checkpoint_dir, resume) -> ckpt.Record:
 
 
 def _resume_config(saved: ckpt.Record, given: TrainConfig | None) -> TrainConfig:
-    return saved.train if given is None else resume_config(saved.train, to_dict(given))
+    if given is None:
+        return saved.train
+    if given.batch_size is None:  # not given: the run's own
+        given = dataclasses.replace(given, batch_size=saved.train.batch_size)
+    return resume_config(saved.train, to_dict(given))
 
 
 def _check_same_corpus(record: ckpt.Record, corpus_id: dict, corpus):

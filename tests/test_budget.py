@@ -331,6 +331,73 @@ def test_the_budget_s_hidden_size_from_the_cli_and_on_resume(tiny_corpus, tmp_pa
     assert charrnn.load(tmp_path / "given").cfg.hidden == 256
 
 
+def test_batch_for_takes_the_small_batch_where_it_trains_as_fast(monkeypatch):
+    from charrnn import budget
+    from charrnn.config import BATCH_SIZE
+    monkeypatch.setattr(budget, "BATCH_ROUNDS", 2)  # the tables below: 2 rounds
+    calls = []
+
+    def scripted(table):  # rows -> its speeds, round by round
+        def speed(rows):
+            calls.append(rows)
+            return table[rows].pop(0)
+        return speed
+    small = budget.SMALL_BATCH
+    c = budget.batch_for(scripted({BATCH_SIZE: [900, 1000], small: [1000, 950]}))
+    assert calls == [BATCH_SIZE, small] * budget.BATCH_ROUNDS  # alternating
+    assert (c.batch_size, c.chars_per_second) == (small, 1000)  # the best of each round
+    assert f"{small} rows train 1,000 chars/s here, {BATCH_SIZE} rows 1,000: as fast" in c.reason
+    c = budget.batch_for(scripted({BATCH_SIZE: [1000, 1000], small: [840, 800]}))
+    assert (c.batch_size, c.chars_per_second) == (BATCH_SIZE, 1000)  # 840 < 0.85 x 1000
+    assert f"slower than {budget.SAME_SPEED:g} of {BATCH_SIZE}'s speed" in c.reason
+    c = budget.batch_for(scripted({BATCH_SIZE: [1000, 1000], small: [850, 10]}))
+    assert c.batch_size == small  # exactly SAME_SPEED is as fast
+
+
+def scripted_rows(monkeypatch, small_speed):
+    """budget.measure scripted by rows: SMALL_BATCH at small_speed, any other at 1e6 chars/s."""
+    from charrnn import budget
+    monkeypatch.setattr(budget, "measure", lambda cell, layers, hidden, vocab, rows, *rest:
+                        small_speed if rows == budget.SMALL_BATCH else 1e6)
+
+
+@pytest.mark.parametrize("small_speed,given,want", [
+    (1e6, {}, 32), (8e5, {}, 50), (8.5e5, {}, 32), (1e6, {"batch_size": 4}, 4), (1e6, {"max_steps": 2}, 50),
+    (1e6, {"epochs": 1}, 50), (1e6, {"time_limit": None, "max_steps": 2}, 50),
+    (1e6, {"records": True}, 50)])
+def test_a_time_limit_run_without_batch_size_takes_fewer_rows_where_they_train_as_fast(
+        tiny_corpus, tmp_path, monkeypatch, small_speed, given, want):
+    scripted_rows(monkeypatch, small_speed)
+    cfg = TrainConfig(**{"seq_len": 10, "time_limit": 0.5, "eval_every": 50, **given})
+    charrnn.train(tiny_corpus, cfg, hidden=8, layers=1, checkpoint_dir=tmp_path / "run",
+                  progress=False)
+    assert charrnn.load(tmp_path / "run" / "last.npz").meta["train"]["batch_size"] == want
+
+
+def test_the_budget_s_batch_from_the_cli_and_on_resume(tiny_corpus, tmp_path, monkeypatch):
+    scripted_rows(monkeypatch, 1e6)  # as fast: 32 rows
+    run = tmp_path / "run"
+    args = ["train", str(tiny_corpus), "--time-limit", "0.5", "--hidden", "8", "--layers", "1",
+            "--seq-len", "10", "--checkpoint-dir", str(run)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "charrnn: batch size 32: 32 rows train 1,000,000 chars/s here, 50 rows 1,000,000: " \
+        "as fast, and more steps for the same characters (--batch-size to choose)" in r.stderr
+    assert charrnn.load(run / "last.npz").meta["train"]["batch_size"] == 32
+    scripted_rows(monkeypatch, 1.0)  # the machine changed: the run keeps its own rows
+    r = CliRunner().invoke(cli, ["train", "--resume", "--checkpoint-dir", str(run),
+                                 "--time-limit", "1"])
+    assert r.exit_code == 0, r.output
+    assert "batch size" not in r.stderr
+    assert charrnn.load(run / "last.npz").meta["train"]["batch_size"] == 32
+    charrnn.train(tiny_corpus, TrainConfig(seq_len=10, time_limit=0.3, eval_every=50),
+                  checkpoint_dir=run, resume=True, progress=False)  # batch_size None: the run's
+    assert charrnn.load(run / "last.npz").meta["train"]["batch_size"] == 32
+    r = CliRunner().invoke(cli, ["train", "--resume", "--checkpoint-dir", str(run),
+                                 "--batch-size", "50"])
+    assert r.exit_code == 2 and "--batch-size 32 -> 50" in r.output
+
+
 def test_a_time_limit_run_of_a_model_large_for_its_text_is_regularised(tiny_corpus, tmp_path,
                                                                       monkeypatch):
     from charrnn import budget
@@ -358,10 +425,13 @@ def test_validation_text_is_sized_to_the_budget():
     assert budget.val_max_chars(TrainConfig()) == budget.VAL_MAX_CHARS  # no --time-limit
     assert budget.val_max_chars(TrainConfig(time_limit=60, val_max_chars=5_000)) == 5_000
     # 50 x 50 x 200 = 500,000 trained characters per validation: 138,888 keeps a tenth
-    assert budget.val_max_chars(TrainConfig(time_limit=60)) == budget.VAL_MIN_CHARS
-    assert budget.val_max_chars(TrainConfig(time_limit=60, eval_every=1000)) == 694_444
-    assert budget.val_max_chars(TrainConfig(time_limit=60, eval_every=5000)) == \
-        budget.VAL_MAX_CHARS
+    rows = {"time_limit": 60, "batch_size": 50}  # the batch resolved, as train() resolves it
+    assert budget.val_max_chars(TrainConfig(**rows)) == budget.VAL_MIN_CHARS
+    assert budget.val_max_chars(TrainConfig(**rows, eval_every=1000)) == 694_444
+    assert budget.val_max_chars(TrainConfig(**rows, eval_every=5000)) == budget.VAL_MAX_CHARS
+    # 32 rows: 320,000 per validation, 88,888 (still VAL_MIN_CHARS); at 1000 steps 444,444
+    assert budget.val_max_chars(TrainConfig(**{**rows, "batch_size": 32}, eval_every=1000)) == \
+        444_444
 
 
 def test_a_time_limit_run_validates_on_a_cut_held_out_text_and_resume_keeps_it(
