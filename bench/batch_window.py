@@ -8,9 +8,10 @@ stretch of the machine falls on all of them.
         [-- EXTRA charrnn train OPTIONS]
 
 A shape is BATCHxSEQ; --variants adds runs of other options (semicolon-separated, each at the
-defaults' shape unless it gives its own), alternating with the shapes. Scored as bench/budget.py scores charrnn (the best validation on the last
-10% of tinyshakespeare, validation inside the budget); prints one JSON line per run, then
-budget.py's tables (a contender per shape) and the characters each shape trained on.
+defaults' shape unless it gives its own), alternating with the shapes. Scored as bench/budget.py
+scores charrnn (the best validation on the last 10% of tinyshakespeare, validation inside the
+budget); prints one JSON line per run, then budget.py's tables (a contender per variant) and the
+characters each trained on.
 """
 from __future__ import annotations
 
