@@ -37,6 +37,8 @@ CONFIGS = {  # name: (cell, layers, hidden, batch, window)
     "gru-2x256": ("gru", 2, 256, B, T), "rnn-1x128": ("rnn", 1, 128, B, T),
     # small steps, where the fixed cost of a step shows (issue "Speed 3")
     "lstm-2x256-b50t8": ("lstm", 2, 256, 50, 8), "lstm-1x32-b8t8": ("lstm", 1, 32, 8, 8),
+    # the rows a --time-limit run takes where they train as fast (budget.batch_for)
+    "lstm-2x256-b32t50": ("lstm", 2, 256, 32, T),
 }
 DEFAULT_CONFIGS = list(CONFIGS)
 STREAMS = 32  # K for the many-streams sampling column
