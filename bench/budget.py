@@ -13,7 +13,8 @@ ended, with the model, dropout and update (SPEC_KEYS) charrnn chose, so both sti
 The corpus is the bundled tinyshakespeare; the held-out part is its last 10%, as `charrnn train`
 holds out. For each budget:
 - charrnn: `charrnn train --time-limit S` with the defaults (or `--auto`): the best validation loss
-  it reports (validated every 200 steps and at the end; validation time counts in the budget).
+  it reports (validated every --eval-every steps, as the run chose it, and at the end; validation
+  time counts in the budget).
 - torch: the model charrnn trained (cell, layers, hidden, dropout) in PyTorch 2 (one-hot input,
   nn.LSTM/GRU/RNN, dropout after every layer as charrnn, nn.Linear), the same recipe: charrnn's
   batch size and window (contiguous rows, the state carried between windows), Adam (or AdamW with the weight
@@ -23,8 +24,8 @@ holds out. For each budget:
   log-frequencies), the same dropout (charrnn's choice), and the same budget schedule (constant
   for charrnn's --decay-from of the time, at least the first 3% that measure the speed, then
   linear to zero at the step the measured speed says the budget ends). It validates as charrnn does: its weights
-  are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, every 200
-  steps and at the end, inside the budget; the best is reported.
+  are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, as often
+  as charrnn's run validated (its eval_every) and at the end, inside the budget; the best is reported.
 Both use every core (torch.set_num_threads = cores). With --seeds N each budget runs N seeds of
 each contender, alternating (charrnn seed s, PyTorch seed s, charrnn seed s+1, ...), so that a
 slow minute of the machine falls on both. A spike is a validation loss more than SPIKE nats above
@@ -43,11 +44,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-EVAL_EVERY = 200
 SPIKE = 0.1  # nats above the best so far
 # a run's recipe, as charrnn chose it and the PyTorch run takes it (--auto's decay too)
 SPEC_KEYS = ("cell", "layers", "hidden", "dropout", "lr", "optimizer", "weight_decay",
-             "batch_size", "seq_len")
+             "batch_size", "seq_len", "eval_every")
 
 
 def spikes(curve: list[float]) -> int:
@@ -87,6 +87,7 @@ def run_charrnn(seconds: float, auto: bool, seed: int, extra: list[str]) -> dict
             "weight_decay": info["train_options"]["weight_decay"],
             "batch_size": info["train_options"]["batch_size"],
             "seq_len": info["train_options"]["seq_len"],
+            "eval_every": info["train_options"]["eval_every"],
             # the rate of the last logged step over the peak: 0 when the run reached its planned
             # end, more when the time limit stopped it first (the decay not done)
             "last_lr_fraction": round(float(rows[-1]["lr"]) / info["train_options"]["lr"], 3)}
@@ -110,9 +111,11 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     import torch
 
     import charrnn
-    cell, layers, hidden, dropout, lr, optimizer, weight_decay, B, T = (spec[k] for k in SPEC_KEYS)
+    cell, layers, hidden, dropout, lr, optimizer, weight_decay, B, T, every = \
+        (spec[k] for k in SPEC_KEYS)
     if optimizer not in ("adam", "adamw"):
         sys.exit(f"budget.py: the PyTorch script runs adam or adamw, not {optimizer}")
+    from charrnn.budget import eval_every, lr_for
     from charrnn.cells import INPUT_BOUND, prior_bias
     from charrnn.corpus import load_corpus
     from charrnn.data import Batches, split, target_counts
@@ -125,6 +128,11 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     train_ids, val_ids = split(data.ids, 0.1)
     V = len(data.vocab)
     batches = Batches(train_ids, B, T)
+    if lr is None:  # no charrnn run beside: the rate charrnn's defaults would take
+        lr = lr_for(seconds)
+    if every is None:  # no charrnn run beside: what charrnn's would validate at
+        every = eval_every(charrnn.TrainConfig(time_limit=seconds, batch_size=B, seq_len=T),
+                           len(val_ids))
     rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     rnn = rnn_cls(V, hidden, layers, dropout=dropout if layers > 1 else 0.0)
     drop, dec = torch.nn.Dropout(dropout), torch.nn.Linear(hidden, V)
@@ -168,7 +176,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
         opt.step()
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         step += 1
-        if step % EVAL_EVERY == 0:
+        if step % every == 0:
             curve.append((step, validate()))
         now = time.perf_counter()
         if probe is None:
@@ -179,7 +187,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
             n = max(1, int(0.97 * left / per_step))
             hold = max(0.0, decay_from * seconds - (now - t_start))  # charrnn's --decay-from
             plan = (step + min(n, int(n * hold / max(left, 1e-9))), step + n)
-    if step % EVAL_EVERY:
+    if step % every:
         curve.append((step, validate()))
     best_step, best = min(curve, key=lambda sv: sv[1])
     default = charrnn.TrainConfig()  # as charrnn's row names its options, when not the default
@@ -254,14 +262,15 @@ def machine() -> None:
 
 
 def default_spec() -> dict:
-    """The model and rate of charrnn's defaults, for a PyTorch run without a charrnn run beside."""
+    """The model and rate of charrnn's defaults, for a PyTorch run without a charrnn run beside
+    (lr and eval_every None: run_torch takes what charrnn's would for the budget)."""
     from charrnn import ModelConfig, TrainConfig
     from charrnn.config import BATCH_SIZE
     m = ModelConfig(vocab_size=65)
     t = TrainConfig()
     return {"cell": m.cell, "layers": m.layers, "hidden": m.hidden, "dropout": m.dropout,
             "lr": t.lr, "optimizer": t.optimizer, "weight_decay": t.weight_decay,
-            "batch_size": BATCH_SIZE, "seq_len": t.seq_len}
+            "batch_size": BATCH_SIZE, "seq_len": t.seq_len, "eval_every": t.eval_every}
 
 
 def side_by_side(args) -> None:

@@ -29,7 +29,7 @@ def main():
 
     from charrnn import TrainConfig
     from charrnn.cells import charrnn_init
-    from charrnn.config import BATCH_SIZE, ModelConfig
+    from charrnn.config import BATCH_SIZE, LR, ModelConfig
     from charrnn.data import Batches, Vocab, read_text, split, target_counts
     from charrnn.evaluate import evaluate_ids
     from charrnn.export import from_state_dict, state_dict
@@ -60,8 +60,7 @@ def main():
     text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
     vocab = Vocab.from_text(text)
     train_ids, val_ids = split(vocab.encode(text), 0.1)
-    tc = TrainConfig(batch_size=BATCH_SIZE) if a.lr is None else \
-        TrainConfig(batch_size=BATCH_SIZE, lr=a.lr)
+    tc = TrainConfig(batch_size=BATCH_SIZE, lr=LR if a.lr is None else a.lr)
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V = len(vocab)
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers, dropout=a.dropout), vocab=vocab,

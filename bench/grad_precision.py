@@ -41,7 +41,7 @@ def torch_grads(torch, sd, cell, x, y, state, V, H, L, dtype):
 def main():
     import torch
 
-    from charrnn.config import BATCH_SIZE, ModelConfig, TrainConfig
+    from charrnn.config import BATCH_SIZE, LR, ModelConfig, TrainConfig
     from charrnn.data import Batches, Vocab, read_text, split
     from charrnn.export import state_dict
     from charrnn.model import Model
@@ -59,7 +59,7 @@ def main():
     text = read_text(os.path.join(ROOT, "data", "tinyshakespeare.txt"))
     vocab = Vocab.from_text(text)
     train_ids, _ = split(vocab.encode(text), 0.1)
-    tc = TrainConfig(batch_size=BATCH_SIZE)
+    tc = TrainConfig(batch_size=BATCH_SIZE, lr=LR)
     batches = Batches(train_ids, tc.batch_size, tc.seq_len)
     V, H, L = len(vocab), a.hidden, a.layers
     cfg = ModelConfig(V, a.model, H, L)

@@ -206,13 +206,13 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500, help="charrnn's --eval-every")
     ap.add_argument("--only", default="charrnn,torch-gru,torch-transformer")
     # charrnn's defaults unless told
-    from charrnn.config import BATCH_SIZE, ModelConfig, TrainConfig
+    from charrnn.config import BATCH_SIZE, LR, ModelConfig
     ap.add_argument("--cell", default=ModelConfig.cell)
     ap.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     ap.add_argument("--layers", type=int, default=ModelConfig.layers)
     ap.add_argument("--dropout", type=float, default=ModelConfig.dropout)
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = ap.parse_args()
     if args.prepare:

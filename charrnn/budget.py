@@ -15,11 +15,12 @@ best at 8,200 of 9,491 (1.437), ending at 1.444: the decay is what kept the last
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import strategy
 from .cells import num_params
-from .config import ModelConfig
+from .config import EVAL_EVERY, ModelConfig
 
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
@@ -34,11 +35,17 @@ SMALL_HIDDEN, SMALL_BELOW_CHARS = 192, 2_000_000
 # machine trains them at least SAME_SPEED times as fast as config.BATCH_SIZE rows (batch_for),
 # each measured BATCH_ROUNDS times, alternating, the best kept.
 SMALL_BATCH, SAME_SPEED, BATCH_ROUNDS = 32, 0.85, 3
-# The validation text (val_max_chars): at most VAL_MAX_CHARS held-out characters; in a
-# --time-limit run, what keeps validating near VAL_SHARE of the run, at least VAL_MIN_CHARS
-# (VAL_COST: a validated character's time over a trained one's: 0.38-0.40 for LSTM 2x128 to
-# 2x512 at batch 50 x seq-len 50, AMD Zen 5, 2026-12-05).
-VAL_MAX_CHARS, VAL_MIN_CHARS, VAL_SHARE, VAL_COST = 1_000_000, 200_000, 0.1, 0.4
+# A fresh text-mode --time-limit run of the defaults' model without --lr takes the rate of the
+# first (budget seconds, rate) of BUDGET_LR whose budget is at least its --time-limit; longer
+# budgets config.LR (lr_for).
+BUDGET_LR = ((60.0, 5e-3),)
+# Validation in a --time-limit run takes near VAL_SHARE of it: the text (val_max_chars) is at
+# most VAL_MAX_CHARS held-out characters, what keeps that share, at least VAL_MIN_CHARS; where
+# even that takes more (a short held-out text or the floor), validations come less often
+# (eval_every). VAL_COST: a validated character's time over a trained one's: 0.38-0.40 for LSTM
+# 2x128 to 2x512 at batch 50 x seq-len 50, AMD Zen 5, 2026-12-05; 0.44 for 2x192 at 32 x 50,
+# Zen 4, 2026-12-07, where validating every 200 steps took 13% of a 1-minute run.
+VAL_MAX_CHARS, VAL_MIN_CHARS, VAL_SHARE, VAL_COST = 1_000_000, 200_000, 0.05, 0.4
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,22 @@ def batch_for(speed) -> BatchChoice:
     return BatchChoice(rows, best[rows], reason)
 
 
+def lr_for(time_limit: float) -> float:
+    """The learning rate of a --time-limit run of the defaults' model: BUDGET_LR's for the
+    shortest of its budgets that is at least time_limit, else config.LR.
+
+    Why: with the rate held for half the budget and then decayed to zero, a minute's run gains
+    more from the larger early steps than it loses to their noise; five minutes' does not. On a
+    2-core AMD Zen 4 (2026-12-07, tinyshakespeare, the defaults' 2x192 at 32 x 50, seeds 0-2,
+    bench/batch_window.py, bench/results/lr_budget-2026-12-07-zen4.md), 60 s: 3e-3 1.5297
+    (1.5184-1.5337), 5e-3 1.4874 (1.4830-1.4915), 7e-3 1.4857 (1.4785-1.4908), both better on
+    every seed; 5e-3, the lower of the two, is taken. At 300 s (2x256, seed 0) 5e-3 reached
+    1.4526 against 3e-3's 1.4476, as in the older runs of README's budget section (5e-3 worse
+    on every seed at 5 minutes). Budgets between are not measured: they keep config.LR."""
+    from .config import LR
+    return next((lr for seconds, lr in BUDGET_LR if time_limit <= seconds), LR)
+
+
 def planned_chars(budget_seconds: float, chars_per_second: float) -> float:
     """The characters a run of this speed trains on in the budget (90% of it, as choose()
     counts: validation and checkpoints take the rest)."""
@@ -205,9 +228,26 @@ def val_max_chars(config) -> int:
         return config.val_max_chars
     if config.time_limit is None:
         return VAL_MAX_CHARS
-    between = config.batch_size * config.seq_len * config.eval_every  # trained chars per validation
+    steps = config.eval_every or EVAL_EVERY
+    between = config.batch_size * config.seq_len * steps  # trained chars per validation
     return min(VAL_MAX_CHARS, max(VAL_MIN_CHARS,
                                   int(between * VAL_SHARE / (1 - VAL_SHARE) / VAL_COST)))
+
+
+def eval_every(config, val_chars: int) -> int:
+    """Steps between validations when --eval-every is not given: EVAL_EVERY, or in a text-mode
+    --time-limit run the fewer validations that keep them near VAL_SHARE of it, when validating
+    val_chars held-out characters every EVAL_EVERY steps would take more (a held-out text
+    shorter than val_max_chars can cut, or that size's floor, VAL_MIN_CHARS). config's
+    batch_size resolved. Why: tinyshakespeare's 111,540 held-out characters every 200 steps of
+    32 x 50 took 13% of a 1-minute run (7 validations, 8 of its 60 s)."""
+    if config.eval_every is not None:
+        return config.eval_every
+    if config.time_limit is None or config.records:
+        return EVAL_EVERY
+    per_step = config.batch_size * config.seq_len  # trained characters
+    need = val_chars * VAL_COST * (1 - VAL_SHARE) / VAL_SHARE / per_step
+    return max(EVAL_EVERY, math.ceil(need))
 
 
 def planned_passes(budget_seconds: float, chars_per_second: float, train_chars: int) -> float:

@@ -30,6 +30,8 @@ MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
 RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
 STRATEGIES = ("auto", "shards", "whole", "wave")  # see strategy.py
 BATCH_SIZE = 50  # the rows of a run that does not give --batch-size (a budget's: budget.py)
+LR = 3e-3  # the learning rate of a run that does not give --lr (a short budget's: budget.py)
+EVAL_EVERY = 200  # steps between validations where --eval-every is not given (a budget's: budget.py)
 
 
 def option(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
@@ -100,7 +102,9 @@ class TrainConfig:
                                     "--time-limit run takes fewer where this machine trains "
                                     "them as fast; the run says so).", on_resume=MUST_MATCH)
     optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS, on_resume=MUST_MATCH)
-    lr: float = option(3e-3, "Learning rate.", on_resume=MUST_MATCH)
+    lr: float | None = option(None, f"Learning rate (not given: {LR:g}, but a short --time-limit "
+                              "run of the defaults' model takes a higher one; the run says so).",
+                              on_resume=MUST_MATCH)
     momentum: float | None = option(None, "Momentum for sgd (default 0.9) and rmsprop "
                                     "(default 0).", on_resume=MUST_MATCH)
     nesterov: bool = option(False, "Nesterov momentum (sgd).", on_resume=MUST_MATCH)
@@ -140,10 +144,12 @@ class TrainConfig:
                                  on_resume=MUST_MATCH)
     val_max_chars: int | None = option(None, "Validate on at most this many characters of the "
                                        "held-out part [default: 1,000,000; in a --time-limit "
-                                       "run, what keeps validation near a tenth of the run, at "
+                                       "run, what keeps validation near a twentieth of the run, at "
                                        "least 200,000].", on_resume=MAY_CHANGE)
-    eval_every: int = option(200, "Validate (and write last.npz) every N steps.",
-                             on_resume=MAY_CHANGE)
+    eval_every: int | None = option(None, f"Validate (and write last.npz) every N steps [not "
+                                    f"given: {EVAL_EVERY}, or more in a --time-limit run whose "
+                                    "held-out text would take more than a twentieth of it].",
+                                    on_resume=MAY_CHANGE)
     checkpoint_every: int = option(0, "Also write last.npz every N steps (0: only at "
                                    "validations).", on_resume=MAY_CHANGE)
     checkpoint_interval: float | None = option(None, "Also write last.npz every this many "
@@ -183,7 +189,7 @@ class TrainConfig:
               f"--batch-size must be >= 1, got {self.batch_size}")
         check(self.optimizer in OPTIMIZERS,
               f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        check(self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}")
         check(self.momentum is None or 0.0 <= self.momentum < 1.0,
               f"--momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
@@ -213,7 +219,8 @@ class TrainConfig:
               f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
         check(self.val_max_chars is None or self.val_max_chars >= 2,
               f"--val-max-chars must be >= 2, got {self.val_max_chars}")
-        check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
+        check(self.eval_every is None or self.eval_every >= 1,
+              f"--eval-every must be >= 1, got {self.eval_every}")
         check(self.checkpoint_every >= 0,
               "--checkpoint-every must be >= 0 (0: only at evaluations), "
               f"got {self.checkpoint_every}")

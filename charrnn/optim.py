@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import updates as U
-from .config import TrainConfig
+from .config import LR, TrainConfig
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
@@ -93,7 +93,7 @@ def learning_rate(tc: TrainConfig, step: int, epoch: float, total_steps: int | N
     end (train.py plans the end of a --time-limit run from its measured speed; no plan: constant).
     A linear warm-up over warmup_steps multiplies any of them.
     """
-    lr = tc.lr
+    lr = LR if tc.lr is None else tc.lr  # train() resolves it (a budget's rate too)
     if tc.lr_schedule == "step":
         # char-rnn decays at the end of every epoch e >= lr_decay_after (epochs counted from 1).
         lr *= tc.lr_decay ** max(0, int(epoch) - max(tc.lr_decay_after, 1) + 1)

@@ -18,7 +18,7 @@ from . import checkpoint as ckpt
 from . import distributed as mpi
 from . import records as rec
 from .cells import charrnn_init, num_params
-from .config import BATCH_SIZE, ModelConfig, TrainConfig, resume_config, to_dict
+from .config import BATCH_SIZE, EVAL_EVERY, LR, ModelConfig, TrainConfig, resume_config, to_dict
 from .data import Vocab, require_windows, split, target_counts
 from .errors import CharrnnError, check_path
 from .group import Solo
@@ -92,6 +92,11 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
         batch_size of None, the run's own). batch_size None: config.BATCH_SIZE, except in a
         fresh --time-limit run (text mode, one process, without --auto, --epochs or
         --max-steps) where this machine trains fewer rows as fast (budget.batch_for).
+        lr None (on resume: the run's own): config.LR, except in such a run of the defaults'
+        model (cell, layers, hidden not given) with Adam, which takes budget.lr_for its budget.
+        eval_every None (on resume: the run's own): config.EVAL_EVERY, or more in a text-mode
+        --time-limit run whose held-out text would take more than budget.VAL_SHARE of it
+        (budget.eval_every).
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
         hidden None: ModelConfig.hidden, except in a --time-limit run whose budget would train
@@ -152,11 +157,13 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     corpus = _label(items)
     data = group.corpus(items, config.encoding)  # several files, a directory, stdin: one
     config, cps = _budget_batch(config, data, corpus, cell, layers, hidden, group, progress)
+    config = _budget_lr(config, cell, layers, hidden, group, progress)
     config = _val_size(config, saved)  # its size follows the batch
     make = _records_data if config.records else _text_data
     batches, val_ids, vocab, corpus_id, train_chars, counts = make(data, config, corpus, group)
     if progress and saved is None and given_val is None and config.time_limit is not None:
         _say_val_size(data, config)
+    config = _eval_every(config, saved, 0 if config.records else len(val_ids), progress)
     if saved is None:
         if config.auto:  # the model sized for the budget, from this machine's measured speed
             # measured by rank 0 alone on its share of the batch, the choice sent to all: ranks
@@ -252,8 +259,7 @@ def _budget_batch(config, data, corpus, cell, layers, hidden, group,
     c = config
     if c.batch_size is not None:
         return c, None
-    if (c.time_limit is None or c.records or c.auto or c.epochs is not None
-            or c.max_steps is not None or group.distributed):
+    if not _budget_case(c, group):
         return dataclasses.replace(c, batch_size=BATCH_SIZE), None
     vocab_size = len(_check_vocab_size(Vocab(data.vocab.chars, c.encoding), corpus))
     probed = ModelConfig.hidden if hidden is None else hidden
@@ -264,6 +270,35 @@ def _budget_batch(config, data, corpus, cell, layers, hidden, group,
         print(f"charrnn: batch size {choice.batch_size}: {choice.reason} (--batch-size to "
               "choose)", file=sys.stderr, flush=True)
     return dataclasses.replace(c, batch_size=choice.batch_size), choice.chars_per_second
+
+
+def _budget_case(config, group) -> bool:
+    """Whether a run's budget rules may choose its rows and rate: a fresh text-mode --time-limit
+    run on one process without --auto (which sizes its model at BATCH_SIZE and config.LR),
+    --epochs or --max-steps (with which fewer rows would train fewer characters). The rules
+    were measured so; elsewhere the plain defaults hold."""
+    c = config
+    return not (c.time_limit is None or c.records or c.auto or c.epochs is not None
+                or c.max_steps is not None or group.distributed)
+
+
+def _budget_lr(config, cell, layers, hidden, group, progress) -> TrainConfig:
+    """The options with lr resolved: the one given (or saved); else LR, except in a budget case
+    (_budget_case) training the defaults' model (cell, layers and hidden not given) with Adam,
+    which takes budget.lr_for its --time-limit and says so."""
+    c = config
+    if c.lr is not None:
+        return c
+    lr = LR
+    if (_budget_case(c, group) and hidden is None and (cell, layers) == (ModelConfig.cell,
+                                                                         ModelConfig.layers)
+            and c.optimizer in ("adam", "adamw")):
+        lr = budget.lr_for(c.time_limit)
+    if progress and lr != LR:
+        print(f"charrnn: learning rate {lr:g} for a {c.time_limit:g} s budget (best measured "
+              f"there, where {LR:g} suits longer runs; --lr to choose)", file=sys.stderr,
+              flush=True)
+    return dataclasses.replace(c, lr=lr)
 
 
 def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
@@ -337,6 +372,21 @@ def _say_val_size(data, config):
         print(f"charrnn: validating on the first {config.val_max_chars:,} of the {held_out:,} "
               "held-out characters, so that validation takes little of the budget "
               "(--val-max-chars to choose)", file=sys.stderr, flush=True)
+
+
+def _eval_every(config: TrainConfig, saved, val_chars: int, progress: bool) -> TrainConfig:
+    """The options with eval_every resolved (budget.eval_every; on resume the run's own), saved
+    with the run; a fresh run says so where the budget stretched it."""
+    if config.eval_every is not None:
+        return config
+    if saved is not None and saved.train.eval_every is not None:
+        return dataclasses.replace(config, eval_every=saved.train.eval_every)
+    steps = budget.eval_every(config, val_chars)
+    if progress and steps > EVAL_EVERY:
+        print(f"charrnn: validating every {steps:,} steps, so that validating {val_chars:,} "
+              f"held-out characters takes about {budget.VAL_SHARE:.0%} of the budget "
+              "(--eval-every to choose)", file=sys.stderr, flush=True)
+    return dataclasses.replace(config, eval_every=steps)
 
 
 def _step_strategy(model, config, batches, group, progress, saved) -> TrainConfig:
@@ -441,6 +491,8 @@ def _resume_config(saved: ckpt.Record, given: TrainConfig | None) -> TrainConfig
         return saved.train
     if given.batch_size is None:  # not given: the run's own
         given = dataclasses.replace(given, batch_size=saved.train.batch_size)
+    if given.lr is None:  # not given: the run's own
+        given = dataclasses.replace(given, lr=saved.train.lr)
     return resume_config(saved.train, to_dict(given))
 
 

@@ -39,7 +39,7 @@ def test_time_limit_plans_the_decay_to_zero_and_resume_keeps_the_plan(tiny_corpu
     # compile first (a cold numba cache, as in CI, would spend the whole budget compiling)
     charrnn.train(tiny_corpus, TrainConfig(batch_size=2, seq_len=8, max_steps=1),
                   checkpoint_dir=tmp_path / "warm", **SMALL)
-    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50)
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50, lr=3e-3)
     r = charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
     meta = charrnn.load(tmp_path / "a" / "last.npz").meta
     start, end = meta["progress"]["plan"]
@@ -75,7 +75,8 @@ def test_decay_from_holds_the_rate_for_that_fraction_of_the_budget(tiny_corpus, 
     charrnn.train(tiny_corpus, TrainConfig(batch_size=2, seq_len=8, max_steps=1),
                   checkpoint_dir=tmp_path / "warm", **SMALL)
     # (the first plan comes after 2 s of measuring, so the hold must reach past that)
-    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50, decay_from=0.8)
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=3.0, eval_every=50, decay_from=0.8,
+                      lr=3e-3)
     charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
     rows = _rows(tmp_path / "a")
     rates = [float(row["lr"]) for row in rows]
@@ -92,7 +93,7 @@ def test_decay_from_holds_the_rate_for_that_fraction_of_the_budget(tiny_corpus, 
 
 
 def test_constant_schedule_makes_no_plan(tiny_corpus, tmp_path):
-    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=2.5, lr_schedule="constant")
+    cfg = TrainConfig(batch_size=2, seq_len=8, time_limit=2.5, lr_schedule="constant", lr=3e-3)
     charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "a", **SMALL)
     assert charrnn.load(tmp_path / "a" / "last.npz").meta["progress"]["plan"] is None
     assert {float(r["lr"]) for r in _rows(tmp_path / "a")} == {cfg.lr}
@@ -424,14 +425,62 @@ def test_validation_text_is_sized_to_the_budget():
     from charrnn import budget
     assert budget.val_max_chars(TrainConfig()) == budget.VAL_MAX_CHARS  # no --time-limit
     assert budget.val_max_chars(TrainConfig(time_limit=60, val_max_chars=5_000)) == 5_000
-    # 50 x 50 x 200 = 500,000 trained characters per validation: 138,888 keeps a tenth
+    assert budget.VAL_SHARE == 0.05 and budget.VAL_COST == 0.4  # the numbers below
+    # 50 x 50 x 200 = 500,000 trained characters per validation: 65,789 keeps a twentieth
     rows = {"time_limit": 60, "batch_size": 50}  # the batch resolved, as train() resolves it
     assert budget.val_max_chars(TrainConfig(**rows)) == budget.VAL_MIN_CHARS
-    assert budget.val_max_chars(TrainConfig(**rows, eval_every=1000)) == 694_444
-    assert budget.val_max_chars(TrainConfig(**rows, eval_every=5000)) == budget.VAL_MAX_CHARS
-    # 32 rows: 320,000 per validation, 88,888 (still VAL_MIN_CHARS); at 1000 steps 444,444
-    assert budget.val_max_chars(TrainConfig(**{**rows, "batch_size": 32}, eval_every=1000)) == \
-        444_444
+    assert budget.val_max_chars(TrainConfig(**rows, eval_every=2000)) == 657_894
+    assert budget.val_max_chars(TrainConfig(**rows, eval_every=10000)) == budget.VAL_MAX_CHARS
+    # 32 rows: 320,000 per validation, 42,105 (still VAL_MIN_CHARS); at 2000 steps 421,052
+    assert budget.val_max_chars(TrainConfig(**{**rows, "batch_size": 32}, eval_every=2000)) == \
+        421_052
+
+
+def test_validation_comes_less_often_where_the_held_out_text_would_take_more_of_the_budget():
+    from charrnn import budget
+    from charrnn.config import EVAL_EVERY
+    timed = TrainConfig(time_limit=60, batch_size=32)
+    # tinyshakespeare's 111,540 held-out characters at 0.4 of a trained one's time, 19 parts
+    # training to one validating, 1,600 trained characters a step: 530 steps
+    assert budget.eval_every(timed, 111_540) == math.ceil(111_540 * 0.4 * 19 / 1600) == 530
+    assert budget.eval_every(TrainConfig(time_limit=60, batch_size=50), 111_540) == 340
+    assert budget.eval_every(timed, 10_000) == EVAL_EVERY  # takes less than its share anyway
+    assert budget.eval_every(TrainConfig(batch_size=32), 111_540) == EVAL_EVERY  # no budget
+    assert budget.eval_every(TrainConfig(time_limit=60, batch_size=32, records=True),
+                             111_540) == EVAL_EVERY  # records: their own sample
+    assert budget.eval_every(TrainConfig(time_limit=60, batch_size=32, eval_every=7),
+                             111_540) == 7  # given
+
+
+def test_a_time_limit_run_validates_at_the_stretched_interval_and_resume_keeps_it(
+        tiny_corpus, tmp_path):
+    from charrnn import budget
+    d = tmp_path / "a"
+    args = ["train", str(tiny_corpus), "--time-limit", "1", "--hidden", "8", "--layers", "1",
+            "--batch-size", "2", "--seq-len", "8", "--dropout", "0", "--checkpoint-dir", str(d)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    held_out = 600  # the tiny corpus's last tenth
+    want = math.ceil(held_out * budget.VAL_COST * (1 - budget.VAL_SHARE) / budget.VAL_SHARE / 16)
+    assert want > 200
+    assert f"validating every {want:,} steps" in r.stderr
+    assert charrnn.load(d / "last.npz").meta["train"]["eval_every"] == want
+    with open(d / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    validated = [int(r["step"]) for r in rows if r["val_loss"]]
+    last = int(rows[-1]["step"])
+    assert last > want  # the run got past one interval: the check below means something
+    assert validated == [s for s in range(want, last + 1, want)] + ([last] if last % want else [])
+    # resumed with a larger budget: the run's own interval (a given one replaces it)
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(d),
+                                 "--resume", "--time-limit", "3", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert charrnn.load(d / "last.npz").meta["train"]["eval_every"] == want
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(d),
+                                 "--resume", "--time-limit", "3", "--eval-every", "50",
+                                 "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert charrnn.load(d / "last.npz").meta["train"]["eval_every"] == 50
 
 
 def test_a_time_limit_run_validates_on_a_cut_held_out_text_and_resume_keeps_it(
@@ -455,3 +504,51 @@ def test_a_time_limit_run_validates_on_a_cut_held_out_text_and_resume_keeps_it(
                                  str(tmp_path / "a"), "--resume", "--time-limit", "1"])
     assert r.exit_code == 0, r.output
     assert charrnn.load(tmp_path / "a" / "last.npz").meta["train"]["val_max_chars"] == want
+
+
+def test_lr_for_takes_the_shortest_measured_budget_at_least_as_long():
+    from charrnn import budget
+    from charrnn.config import LR
+    budgets = [s for s, _ in budget.BUDGET_LR]
+    rates = [lr for _, lr in budget.BUDGET_LR]
+    assert budgets == sorted(budgets) and rates == sorted(rates, reverse=True) and rates[-1] > LR
+    assert budget.lr_for(0.5) == rates[0]
+    for (seconds, lr), later in zip(budget.BUDGET_LR, rates[1:] + [LR]):
+        assert budget.lr_for(seconds) == lr and budget.lr_for(seconds + 1) == later
+    assert budget.lr_for(1800) == LR
+
+
+@pytest.mark.parametrize("given,model,want", [
+    ({}, {}, "budget"), ({"lr": 1e-3}, {}, 1e-3), ({}, {"hidden": 8}, "LR"),
+    ({}, {"layers": 1}, "LR"), ({"optimizer": "sgd"}, {}, "LR"), ({"max_steps": 3}, {}, "LR"),
+    ({"records": True}, {}, "LR")])
+def test_a_short_budget_of_the_defaults_model_takes_a_higher_rate(
+        tiny_corpus, tmp_path, monkeypatch, given, model, want):
+    from charrnn import budget
+    from charrnn.config import LR
+    monkeypatch.setattr(budget, "measure", lambda *a: 1e6)  # scripted: no probe
+    cfg = TrainConfig(**{"batch_size": 4, "seq_len": 10, "time_limit": 0.3, **given})
+    charrnn.train(tiny_corpus, cfg, checkpoint_dir=tmp_path / "run", progress=False, **model)
+    got = charrnn.load(tmp_path / "run" / "last.npz").meta["train"]["lr"]
+    assert got == {"budget": budget.lr_for(0.3), "LR": LR}.get(want, want)
+
+
+def test_the_budget_s_rate_from_the_cli_and_on_resume(tiny_corpus, tmp_path, monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "measure", lambda *a: 1e6)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--time-limit", "0.3",
+                                 "--batch-size", "4", "--seq-len", "10", "--checkpoint-dir",
+                                 str(run)])
+    assert r.exit_code == 0, r.output
+    lr = budget.lr_for(0.3)
+    assert f"charrnn: learning rate {lr:g} for a 0.3 s budget" in r.stderr
+    assert charrnn.load(run / "last.npz").meta["train"]["lr"] == lr
+    monkeypatch.setattr(budget, "BUDGET_LR", ((10.0, 1e-4),))  # the rule changed: its own
+    r = CliRunner().invoke(cli, ["train", "--resume", "--checkpoint-dir", str(run),
+                                 "--time-limit", "0.3"])
+    assert r.exit_code == 0, r.output
+    assert charrnn.load(run / "last.npz").meta["train"]["lr"] == lr
+    r = CliRunner().invoke(cli, ["train", "--resume", "--checkpoint-dir", str(run),
+                                 "--lr", "3e-3"])
+    assert r.exit_code == 2 and f"--lr {lr} -> 0.003" in r.output
