@@ -295,9 +295,8 @@ def _budget_lr(config, cell, layers, hidden, group, progress) -> TrainConfig:
             and c.optimizer in ("adam", "adamw")):
         lr = budget.lr_for(c.time_limit)
     if progress and lr != LR:
-        print(f"charrnn: learning rate {lr:g} for a {c.time_limit:g} s budget (best measured "
-              f"there, where {LR:g} suits longer runs; --lr to choose)", file=sys.stderr,
-              flush=True)
+        print(f"charrnn: learning rate {lr:g} for a {c.time_limit:g} s budget (short budgets "
+              f"learned more at it than at {LR:g}; --lr to choose)", file=sys.stderr, flush=True)
     return dataclasses.replace(c, lr=lr)
 
 

@@ -440,16 +440,16 @@ def test_validation_comes_less_often_where_the_held_out_text_would_take_more_of_
     from charrnn import budget
     from charrnn.config import EVAL_EVERY
     timed = TrainConfig(time_limit=60, batch_size=32)
-    # tinyshakespeare's 111,540 held-out characters at 0.4 of a trained one's time, 19 parts
+    # tinyshakespeare's 111,539 held-out characters at 0.4 of a trained one's time, 19 parts
     # training to one validating, 1,600 trained characters a step: 530 steps
-    assert budget.eval_every(timed, 111_540) == math.ceil(111_540 * 0.4 * 19 / 1600) == 530
-    assert budget.eval_every(TrainConfig(time_limit=60, batch_size=50), 111_540) == 340
+    assert budget.eval_every(timed, 111_539) == math.ceil(111_539 * 0.4 * 19 / 1600) == 530
+    assert budget.eval_every(TrainConfig(time_limit=60, batch_size=50), 111_539) == 340
     assert budget.eval_every(timed, 10_000) == EVAL_EVERY  # takes less than its share anyway
-    assert budget.eval_every(TrainConfig(batch_size=32), 111_540) == EVAL_EVERY  # no budget
+    assert budget.eval_every(TrainConfig(batch_size=32), 111_539) == EVAL_EVERY  # no budget
     assert budget.eval_every(TrainConfig(time_limit=60, batch_size=32, records=True),
-                             111_540) == EVAL_EVERY  # records: their own sample
+                             111_539) == EVAL_EVERY  # records: their own sample
     assert budget.eval_every(TrainConfig(time_limit=60, batch_size=32, eval_every=7),
-                             111_540) == 7  # given
+                             111_539) == 7  # given
 
 
 def test_a_time_limit_run_validates_at_the_stretched_interval_and_resume_keeps_it(
