@@ -23,9 +23,11 @@ holds out. For each budget:
   first layer's input weights scaled to +-2 and the output bias at the training characters'
   log-frequencies), the same dropout (charrnn's choice), and the same budget schedule (constant
   for charrnn's --decay-from of the time, at least the first 3% that measure the speed, then
-  linear to zero at the step the measured speed says the budget ends). It validates as charrnn does: its weights
-  are loaded into charrnn (charrnn.from_state_dict) and scored by the same evaluation, as often
-  as charrnn's run validated (its eval_every) and at the end, inside the budget; the best is reported.
+  linear to zero at the step the measured speed says the budget ends, re-planned as charrnn
+  re-plans, at REPLAN_AT's fractions of the budget: schedule()). It validates as charrnn does:
+  its weights are loaded into charrnn (charrnn.from_state_dict) and scored by the same
+  evaluation, as often as charrnn's run validated (its eval_every) and at the end, inside the
+  budget; the best is reported.
 Both use every core (torch.set_num_threads = cores). With --seeds N each budget runs N seeds of
 each contender, alternating (charrnn seed s, PyTorch seed s, charrnn seed s+1, ...), so that a
 slow minute of the machine falls on both. A spike is a validation loss more than SPIKE nats above
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -105,6 +108,27 @@ def describe(cell, layers, hidden, dropout, optimizer, weight_decay, batch, seq)
          else "")
 
 
+def schedule(now, t_start, seconds, step, probe, eval_time, evals, val_chars, B, T, every,
+             decay_from, old):
+    """The PyTorch run's plan (start, end) of the decay, by charrnn's own rule (Run._plan):
+    the steps that fit in the rest of the budget at the speed measured since the probe,
+    validations counted at their measured time; old: a re-plan at REPLAN_AT, going on in a
+    straight line from today's rate."""
+    from charrnn.run import plan_seconds, steps_that_fit
+    remaining = seconds - (now - t_start)
+    step_s = max(now - probe[0] - (eval_time - probe[2]), 1e-9) / max(step - probe[1], 1)
+    eval_s = eval_time / evals if evals else val_chars / (B * T) * step_s / 3
+    end = step + steps_that_fit(plan_seconds(remaining, seconds), step, step_s, eval_s, every)
+    hold = max(0.0, decay_from * seconds - (seconds - remaining))  # charrnn's --decay-from
+    start = step + min(end - step, int((end - step) * hold / max(remaining, 1e-9)))
+    if old is not None and step >= old[0]:  # decaying: from (step, today's rate) to (end, 0)
+        left = min(1.0, (old[1] - step) / max(old[1] - old[0], 1))
+        if left <= 0:
+            return old
+        start = end - math.ceil((end - step) / left)
+    return start, end
+
+
 def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: str) -> dict:
     """The PyTorch script of spec's recipe (SPEC_KEYS: charrnn's run's choice, or the defaults)."""
     import numpy as np
@@ -120,6 +144,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     from charrnn.corpus import load_corpus
     from charrnn.data import Batches, split, target_counts
     from charrnn.evaluate import evaluate_ids
+    from charrnn.run import REPLAN_AT
     from charrnn.train import DEFAULT_CORPUS
 
     torch.manual_seed(seed)
@@ -154,6 +179,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
         return evaluate_ids(model, val_ids, B, T).nats_per_char
 
     state, curve, step, plan = None, [], 0, None
+    eval_time, evals, replans = 0.0, 0, []
     t_start = time.perf_counter()
     probe = None
     while time.perf_counter() - t_start < seconds and (plan is None or step < plan[1]):
@@ -177,16 +203,19 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         step += 1
         if step % every == 0:
+            t_val = time.perf_counter()
             curve.append((step, validate()))
+            eval_time, evals = eval_time + time.perf_counter() - t_val, evals + 1
         now = time.perf_counter()
+        timing = (now, t_start, seconds, step, probe, eval_time, evals, len(val_ids), B, T, every,
+                  decay_from)
         if probe is None:
-            probe = (now, step)
+            probe = (now, step, eval_time)
         elif plan is None and now - probe[0] >= max(2.0, 0.03 * seconds) and step - probe[1] >= 10:
-            per_step = (now - probe[0]) / (step - probe[1])  # validations included here
-            left = seconds - (now - t_start)
-            n = max(1, int(0.97 * left / per_step))
-            hold = max(0.0, decay_from * seconds - (now - t_start))  # charrnn's --decay-from
-            plan = (step + min(n, int(n * hold / max(left, 1e-9))), step + n)
+            plan, replans = schedule(*timing, None), list(REPLAN_AT)
+        elif replans and now - t_start >= replans[0] * seconds:  # as charrnn re-plans
+            replans.pop(0)
+            plan = schedule(*timing, plan)
     if step % every:
         curve.append((step, validate()))
     best_step, best = min(curve, key=lambda sv: sv[1])
