@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -114,19 +113,13 @@ def schedule(now, t_start, seconds, step, probe, eval_time, evals, val_chars, B,
     the steps that fit in the rest of the budget at the speed measured since the probe,
     validations counted at their measured time; old: a re-plan at REPLAN_AT, going on in a
     straight line from today's rate."""
-    from charrnn.run import plan_seconds, steps_that_fit
+    from charrnn.run import decay_start, plan_seconds, steps_that_fit
     remaining = seconds - (now - t_start)
     step_s = max(now - probe[0] - (eval_time - probe[2]), 1e-9) / max(step - probe[1], 1)
     eval_s = eval_time / evals if evals else val_chars / (B * T) * step_s / 3
     end = step + steps_that_fit(plan_seconds(remaining, seconds), step, step_s, eval_s, every)
-    hold = max(0.0, decay_from * seconds - (seconds - remaining))  # charrnn's --decay-from
-    start = step + min(end - step, int((end - step) * hold / max(remaining, 1e-9)))
-    if old is not None and step >= old[0]:  # decaying: from (step, today's rate) to (end, 0)
-        left = min(1.0, (old[1] - step) / max(old[1] - old[0], 1))
-        if left <= 0:
-            return old
-        start = end - math.ceil((end - step) / left)
-    return start, end
+    start = decay_start(step, end, remaining, seconds, decay_from, old)
+    return old if start is None else (start, end)
 
 
 def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: str) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import strategy
 from .cells import num_params
-from .config import EVAL_EVERY, ModelConfig
+from .config import EVAL_EVERY, LR, ModelConfig
 
 CANDIDATES = [("lstm", 2, 128), ("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512)]
 MIN_EPOCHS = 12
@@ -205,7 +205,6 @@ def lr_for(time_limit: float) -> float:
     every seed; 5e-3, the lower of the two, is taken. At 300 s (2x256, seed 0) 5e-3 reached
     1.4526 against 3e-3's 1.4476, as in the older runs of README's budget section (5e-3 worse
     on every seed at 5 minutes). Budgets between are not measured: they keep config.LR."""
-    from .config import LR
     return next((lr for seconds, lr in BUDGET_LR if time_limit <= seconds), LR)
 
 

@@ -79,6 +79,22 @@ def plan_seconds(remaining: float, budget: float) -> float:
     return max(0.0, min((1 - PLAN_MARGIN) * remaining, remaining - PLAN_MIN_MARGIN * budget))
 
 
+def decay_start(step: int, end: int, remaining: float, budget: float, decay_from: float,
+                old: tuple | None = None) -> int | None:
+    """The step at which a plan ending at `end` starts its decay: where decay_from of the
+    budget will have passed at the speed that placed `end` (the rate stays at --lr until then).
+    old: the plan being replaced; once it is decaying, the new one goes on from (step, today's
+    fraction of lr) in a straight line to (end, 0). None: the old plan's rate is at zero already."""
+    hold = max(0.0, decay_from * budget - (budget - remaining))
+    start = step + min(end - step, int((end - step) * hold / max(remaining, 1e-9)))
+    if old is not None and step >= old[0]:  # decaying: the same formula's start
+        left = min(1.0, (old[1] - step) / max(old[1] - old[0], 1))
+        if left <= 0:
+            return None
+        start = end - math.ceil((end - step) / left)  # ceil: never a higher rate
+    return start
+
+
 def steps_that_fit(seconds: float, step: int, step_s: float, eval_s: float, every: int) -> int:
     """The most steps after `step` (at least 1) that fit in `seconds` with the validations that
     fall among them (every `every` steps, eval_s each). Counted, not spread over the steps: a
@@ -365,15 +381,10 @@ class Run:
         end = step + steps_that_fit(plan_seconds(remaining, c.time_limit), step, step_s,
                                     eval_s, c.eval_every)
         end = self.group.exchange(end)[0]  # rank 0's estimate: every rank follows one schedule
-        # --decay-from: the rate stays at --lr until that fraction of the budget, at this speed
-        hold = max(0.0, c.decay_from * c.time_limit - (c.time_limit - remaining))
-        start = step + min(end - step, int((end - step) * hold / max(remaining, 1e-9)))
-        if again and step >= self.prog.plan[0]:  # decaying: from (step, today's fraction of lr)
-            old_start, old_end = self.prog.plan  # to (end, 0), the same formula's start
-            left = min(1.0, (old_end - step) / max(old_end - old_start, 1))
-            if left <= 0:
-                return
-            start = end - math.ceil((end - step) / left)  # ceil: never a higher rate
+        start = decay_start(step, end, remaining, c.time_limit, c.decay_from,
+                            self.prog.plan if again else None)
+        if start is None:
+            return
         self.prog.plan = (start, end)
         cap = self._total_steps()
         self.total = min(end, cap) if cap is not None else end
