@@ -1,10 +1,10 @@
 """Where the time of one training step goes: by phase, and the rates of the pieces inside.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/profile_step.py \
-        [--model lstm --layers 2 --hidden 128 --threads 2]
+        [--model lstm --layers 2 --hidden 128 --threads 2 --batch 50 --seq 50]
 
 The step's phases (forward, backward, gradient clipping, optimizer) are timed as the trainer runs
-them (batch 50, seq 50, vocab 65). The compiled stack has no Python between time steps, so a
+them (in shards; vocab 65). The compiled stack has no Python between time steps, so a
 profiler cannot see inside it; instead each kind of work it does is timed on its own, at the
 shard's shape, on one thread, and multiplied by how often one step does it. Comparing the sum
 with the measured step shows what is left (overlap, memory traffic, the softmax).
@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from numba import njit  # noqa: E402
+from throughput import flops_per_char  # noqa: E402  (bench/ is this script's folder)
 
 from charrnn import kernels as K  # noqa: E402
 from charrnn import threads as workers  # noqa: E402
@@ -27,8 +28,9 @@ from charrnn.cells import CELLS  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.model import Model  # noqa: E402
 from charrnn.optim import Optimizer, clip_gradients  # noqa: E402
+from charrnn.stack import WT_MIN_HIDDEN, _transpose16  # noqa: E402
 
-V, B, T = 65, 50, 50
+V = 65
 
 
 def per_call_ms(f, seconds=0.5):
@@ -52,11 +54,20 @@ def _loop_dot(a, w, out, transposed):
 
 
 @njit(nogil=True)
+def _loop_dot_t(a, wt, outT, out):
+    """T products a[t] @ w the way stack.steps_forward does them from WT_MIN_HIDDEN on: as the
+    transpose wt @ a[t].T (wt the transposed copy of w), then transposed back in 16-row blocks."""
+    for t in range(a.shape[0]):
+        np.dot(wt, a[t].T, outT)
+        _transpose16(out[t], outT)
+
+
+@njit(nogil=True)
 def _big(a, w, out):
     np.dot(a, w, out)
 
 
-def phases(m, threads):
+def phases(m, B, T):
     """ms per step of forward, backward, clipping and Adam as the trainer calls them."""
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
@@ -70,8 +81,8 @@ def phases(m, threads):
             both - fwd, "gradient clipping": clip, "Adam update": adam}
 
 
-def pieces(cell, L, H, S):
-    """ms of each kind of work one shard of S rows does in one step, on one thread."""
+def pieces(cell, L, H, S, T):
+    """ms of each kind of work one shard of S rows does in one step of T, on one thread."""
     G = CELLS[cell].G
     r = np.random.default_rng(1)
     f = lambda *s: r.standard_normal(s).astype(np.float32)  # noqa: E731
@@ -79,10 +90,15 @@ def pieces(cell, L, H, S):
     out_g, out_h, out_ht = f(T, S, G * H), f(T, S, H), f(T, H, S)
     N = T * S
     a, g, o = f(N, H), f(N, G * H), f(N, G * H)
+    Wt, outT = np.ascontiguousarray(W.T), f(G * H, S)
     res = {}
     with workers._blas().limit(limits=1, user_api="blas"):
-        res["recurrent products, forward (h @ W_h per step)"] = \
-            (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
+        if H >= WT_MIN_HIDDEN:
+            res["recurrent products, forward (W_h^T h^T per step, transposed back)"] = \
+                (L, per_call_ms(lambda: _loop_dot_t(hs, Wt, outT, out_g)), 2 * N * H * G * H)
+        else:
+            res["recurrent products, forward (h @ W_h per step)"] = \
+                (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
         res["recurrent products, backward (W_h @ dgh^T per step)"] = \
             (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)
         big = per_call_ms(lambda: _big(a, W, o))
@@ -115,12 +131,15 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--seq", type=int, default=50)
     a = ap.parse_args()
+    B, T = a.batch, a.seq
     threads = a.threads or workers.usable_cores()
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers), threads=threads)
     shards = workers.shard_bounds(B, threads)
     S = max(b1 - b0 for b0, b1 in shards)
-    ph = phases(m, threads)
+    ph = phases(m, B, T)
     total = sum(ph.values())
     print(f"{a.model} {a.layers}x{a.hidden}, batch {B}, seq {T}, {threads} thread(s), "
           f"{len(shards)} shard(s) of up to {S} rows: {total:.1f} ms per step, "
@@ -130,8 +149,8 @@ def main():
         print(f"| {k} | {v:.2f} | {100 * v / total:.0f}% |")
     print(f"\nInside one shard ({S} rows, one thread), each kind of work timed alone:\n")
     print("| work | calls per step | ms per call | ms per step | GFLOP/s |\n|---|---|---|---|---|")
-    shard_total = 0.0
-    for k, (calls, ms, flops) in pieces(a.model, a.layers, a.hidden, S).items():
+    shard_total, work = 0.0, pieces(a.model, a.layers, a.hidden, S, T)
+    for k, (calls, ms, flops) in work.items():
         per = calls * ms
         shard_total += per
         rate = f"{flops / ms / 1e6:.0f}" if flops else ""
@@ -139,6 +158,15 @@ def main():
     print(f"\nSum of the timed pieces for one shard: {shard_total:.1f} ms, against "
           f"{ph['forward (whole stack, all shards)'] + ph['backward (whole stack, all shards)']:.1f}"
           " ms measured for forward + backward with all shards side by side.")
+    # The ceiling: every product of the step at the large products' one-thread rate, on every
+    # thread, and nothing else costing time. No implementation of the same arithmetic gets past it.
+    _, big_ms, big_flops = work["large products (input projections, weight gradients, dx)"]
+    big_rate = big_flops / big_ms / 1e6  # GFLOP/s, one thread
+    step = flops_per_char(a.model, a.layers, a.hidden) * B * T / 1e9  # GFLOP per step
+    print(f"\nThe whole step: {step:.2f} GFLOP in {total:.1f} ms, {step / total * 1e3:.0f} GFLOP/s; "
+          f"{len(shards)} thread(s) at the large products' {big_rate:.0f} GFLOP/s would take "
+          f"{step / (len(shards) * big_rate) * 1e3:.1f} ms: the step runs at "
+          f"{100 * step / total * 1e3 / (len(shards) * big_rate):.0f}% of that.")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ CONFIGS = {  # name: (cell, layers, hidden, batch, window)
     "lstm-2x256-b50t8": ("lstm", 2, 256, 50, 8), "lstm-1x32-b8t8": ("lstm", 1, 32, 8, 8),
     # the rows a --time-limit run takes where they train as fast (budget.batch_for)
     "lstm-2x256-b32t50": ("lstm", 2, 256, 32, T),
+    # and the model a --time-limit run of a minute trains (budget.default_hidden)
+    "lstm-2x192-b32t50": ("lstm", 2, 192, 32, T),
 }
 DEFAULT_CONFIGS = list(CONFIGS)
 STREAMS = 32  # K for the many-streams sampling column
