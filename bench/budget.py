@@ -122,9 +122,31 @@ def schedule(now, t_start, seconds, step, probe, eval_time, evals, val_chars, B,
     return old if start is None else (start, end)
 
 
+def torch_step(rnn, drop, dec, opt, params, V):
+    """The PyTorch run's training step: step(x, y, state, rate) -> the state to carry, for one
+    window's ids x, y (T, B) (numpy), at learning rate `rate`."""
+    import numpy as np
+    import torch
+
+    def step(x, y, state, rate):
+        xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).float()
+        out, state = rnn(xt, state)
+        logits = dec(drop(out))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V),
+                                                 torch.from_numpy(y.astype(np.int64)).reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        for g in opt.param_groups:
+            g["lr"] = rate
+        opt.step()
+        return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+    return step
+
+
 def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: str) -> dict:
     """The PyTorch script of spec's recipe (SPEC_KEYS: charrnn's run's choice, or the defaults)."""
-    import numpy as np
     import torch
 
     import charrnn
@@ -163,6 +185,7 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
     opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(
         params, lr=lr, weight_decay=weight_decay)
     vocab = charrnn.Vocab(data.vocab.chars)
+    train_step = torch_step(rnn, drop, dec, opt, params, V)
 
     def validate() -> float:
         sd = {f"rnn.{k}": v.detach().numpy() for k, v in rnn.state_dict().items()}
@@ -180,20 +203,9 @@ def run_torch(seconds: float, spec: dict, seed: int, decay_from: float, init: st
         x, y = batches.window(w)
         if w == 0:
             state = None
-        xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).float()
-        out, state = rnn(xt, state)
-        logits = dec(drop(out))
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V),
-                                                 torch.from_numpy(y.astype(np.int64)).reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
         rate = lr if plan is None else lr * min(1.0, max(0.0, (plan[1] - step) /
                                                        max(plan[1] - plan[0], 1)))
-        for g in opt.param_groups:
-            g["lr"] = rate
-        opt.step()
-        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        state = train_step(x, y, state, rate)
         step += 1
         if step % every == 0:
             t_val = time.perf_counter()

@@ -129,7 +129,9 @@ def worker_charrnn(cell, layers, hidden, B, T, windows, threads):
             "strategy": m.strategy}
 
 
-def worker_torch(cell, layers, hidden, B, T, windows, threads):
+def torch_training_step(cell, layers, hidden, threads, B=B, T=T):
+    """The PyTorch model and a function doing one training step on a fixed random batch, as
+    charrnn_training_step does: forward, backward, clipping at norm 5, Adam."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -157,6 +159,12 @@ def worker_torch(cell, layers, hidden, B, T, windows, threads):
         opt.step()
         state[0] = s
 
+    return rnn, dec, eye, step
+
+
+def worker_torch(cell, layers, hidden, B, T, windows, threads):
+    import torch
+    rnn, dec, eye, step = torch_training_step(cell, layers, hidden, threads, B, T)
     for _ in range(3):
         step()
     train, train_all = timed_windows(step, B * T, windows)
