@@ -28,7 +28,7 @@ INITS = ("charrnn", "pytorch")  # see cells.charrnn_init
 # "may change": cadence and machine options (validation, checkpoints, threads, patience).
 MUST_MATCH, STOPPING, MAY_CHANGE = "must match", "stopping", "may change"
 RESUME_POLICIES = (MUST_MATCH, STOPPING, MAY_CHANGE)
-STRATEGIES = ("auto", "shards", "whole", "wave")  # see strategy.py
+STRATEGIES = ("auto", "shards", "panels", "whole", "wave")  # see strategy.py
 BATCH_SIZE = 50  # the rows of a run that does not give --batch-size (a budget's: budget.py)
 LR = 3e-3  # the learning rate of a run that does not give --lr (a short budget's: budget.py)
 EVAL_EVERY = 200  # steps between validations where --eval-every is not given (a budget's: budget.py)
@@ -175,7 +175,9 @@ class TrainConfig:
     threads: int | None = option(None, "Worker threads [default: every core this process may "
                                  "use].", on_resume=MAY_CHANGE)
     strategy: str = option("auto", "How a step uses the threads: shards (each its rows of the "
-                           "batch, with its own products), whole (the whole batch's products on "
+                           "batch, with its own products), panels (shards whose per-step "
+                           "products go to BLAS in narrow column panels), whole (the whole "
+                           "batch's products on "
                            "BLAS's threads), wave (a 2-layer model: a layer a thread, each on "
                            "the whole batch), or auto: measured on this machine once per model "
                            "and batch shape, then cached; the choice is saved with the run.",

@@ -46,7 +46,7 @@ class Model:
         self.vocab = vocab
         self.dtype = np.dtype(dtype)
         self.threads = threads
-        self.strategy = "shards"  # or "whole" or "wave": see strategy.py
+        self.strategy = "shards"  # or "panels", "whole" or "wave": see strategy.py
         n = num_params(cfg)
         _check_memory(cfg, n, self.dtype.itemsize)
         if params is None:
@@ -122,10 +122,11 @@ class Model:
         L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
         size = stack.workspace_size(code, L, T, max(b1 - b0 for b0, b1 in shards), H, V)
         ws = self._workspaces(len(shards), size, f"for a batch of {B} rows x {T} steps")
+        panels = self.strategy == "panels"
 
         def task(i, b0, b1):
             return lambda: stack.stack_forward(ws[i], hT, cT, x, yy, h0, c0, drop, self.params,
-                                               self.offs, code, relu, L, H, V, b0, b1)
+                                               self.offs, code, relu, L, H, V, b0, b1, panels)
         if self._wave(B):
             sums = [wave.forward(workers.run, ws[0], self._scratch(B), hT, cT, x, yy, h0, c0,
                                  drop, self.params, self.offs, code, relu, H, V)]
@@ -172,9 +173,11 @@ class Model:
         scale = self.dtype.type(1.0 / count)
         common = (self.params, self.offs, code)
 
+        panels = self.strategy == "panels"
+
         def whole(i, b0, b1):
             return lambda: stack.stack_backward(grads[i], dh0, dc0, ws[i], xs, yy, drop, *common,
-                                                relu, L, H, V, b0, b1, scale)
+                                                relu, L, H, V, b0, b1, scale, panels)
 
         def top(i, b0, b1):
             return lambda: stack.stack_backward_top(grads[i], ws[i], xs, yy, *common, L, H, V,
@@ -182,7 +185,7 @@ class Model:
 
         def layer(k):
             return lambda i, b0, b1: lambda: stack.stack_backward_layer(
-                k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1)
+                k, grads[i], dh0, dc0, ws[i], xs, drop, *common, relu, L, H, V, b0, b1, panels)
 
         if self._wave(B):  # both threads on every layer: the slices come out at the end
             wave.backward(workers.run, self.grads, self._grad_buffers(1)[0], dh0, dc0, ws[0],
@@ -279,7 +282,8 @@ class Model:
                 and (self.threads or workers.usable_cores()) >= 2)
 
     def _shards(self, rows: int) -> list[tuple[int, int]]:
-        """shards: one block of rows per thread; whole and wave: every row in one block."""
+        """shards and panels: one block of rows per thread; whole and wave: every row in one
+        block."""
         if self.strategy == "whole" or self._wave(rows):
             return [(0, rows)]
         return workers.shard_bounds(rows, self.threads)

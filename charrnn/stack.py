@@ -25,6 +25,15 @@ KW = dict(F.KW, nogil=True)
 # steps with the copy measured 4-14% slower, within an A/A run's spread (0.84-1.05), so the
 # narrow models keep the product as before.
 WT_MIN_HIDDEN = 256
+# OpenBLAS (from 0.3.17, in its SkylakeX kernels among others) runs a product of M * N * K up to
+# SMALL_MNK with small-matrix kernels that skip packing the operands. A thin per-step product is
+# far above that and OpenBLAS packs W_h again on every call; cut into column panels each call
+# falls under it: (16, 256) x (256, 1024) on one Zen 4 core ran at 46-73 GFLOP/s in one call and
+# 102-114 in 32- or 64-column panels (bench/recurrent_product.py --panels,
+# bench/results/panels-2026-12-07-zen4.md). The panels strategy takes that form; where a BLAS
+# has no such kernels it measures slower and the strategy probe does not choose it.
+SMALL_MNK = 100 ** 3
+PANEL_WIDTHS = (64, 32, 16, 8)  # widest first: fewer calls (64 measured best where it fits)
 
 
 @njit(**KW)
@@ -44,7 +53,7 @@ def _block_sizes(cell, L, T, S, H, V):
             gate if gru else 0, hid if gru else 0,    # dgh, hn
             hid1 if lstm else 0, hid if lstm else 0,  # c, tc
             T * S * V, T * S * H, S * G * H, 4 * S * H,  # probs, dx, hp, rec
-            L * G * H * H if H >= WT_MIN_HIDDEN else 0)   # wt
+            L * G * H * H)                            # wt
 
 
 @njit(**KW)
@@ -83,8 +92,9 @@ def _carve(ws, cell, L, T, S, H, V):
 
 @njit(**KW)
 def _carve_wt(ws, cell, L, T, S, H, V):
-    """The last block of ws: (L, GH, H), each layer's W_h transposed (stack_forward's copy;
-    (0, GH, H) below WT_MIN_HIDDEN, where _block_sizes gives it no room)."""
+    """The last block of ws: (L, GH, H), room for each layer's copy of W_h: transposed
+    (stack_forward from WT_MIN_HIDDEN on), or in panels (the panels strategy: W_h's column
+    panels in the forward, W_h^T's in the backward)."""
     n, GH = workspace_size(cell, L, T, S, H, V), _gates(cell) * H
     size = _block_sizes(cell, L, T, S, H, V)[-1]
     return ws[n - size: n].reshape((size // (GH * H), GH, H))
@@ -143,13 +153,15 @@ def _project(xpk, xin_below, x, b0, Wx, bx, bh, fold_bh, k):
 
 
 @njit(**KW)
-def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H, V, b0, b1):
+def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H, V, b0, b1,
+                  panels=False):
     """Forward of shard [b0, b1): fills ws's caches and writes the final state of its rows.
 
     ws: flat workspace (workspace_size floats); hT, cT (L, B, H) out: final states (only this
     shard's rows are written); x, y (T, B) int32 ids (y unused when it has no rows: then
     ws's probs keep the logits); h0, c0 (L, B, H); drop (L, T, B, H) dropout masks scaled by
     1/(1-p), or an empty array for none; params, offs: flat weights and their offsets.
+    panels: the per-step products h_prev @ W_h in column panels (panel_width), where one fits.
     Returns the summed (not mean) cross-entropy of the shard's N positions, 0 without targets.
     """
     T, S, G = x.shape[0], b1 - b0, _gates(cell)
@@ -161,11 +173,15 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     # faster than h_prev @ (W_h^T)^T from the same copy (S = 25-50, H = 256-512, AMD EPYC
     # Zen 5; the product alone 1.2-1.3x on an Intel Xeon; bench/results/recurrent_product.md).
     # hpT lives in rec, which only backward uses (and sets before it reads).
-    wt, transposed = _carve_wt(ws, cell, L, T, S, H, V), H >= WT_MIN_HIDDEN
-    hpT = rec.reshape(4 * S * H)[:GH * S].reshape((GH, S))
+    # With panels, wt holds W_h's column panels and hpT's memory the products' panels.
+    wt, hpT = _carve_wt(ws, cell, L, T, S, H, V), rec.reshape(4 * S * H)[:GH * S].reshape((GH, S))
+    pw = panel_width(S, H, GH) if panels else 0
+    transposed = H >= WT_MIN_HIDDEN and pw == 0
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
-        if transposed:
+        if pw:
+            _pack_panels(wt[k].reshape((GH // pw, H, pw)), Wh)
+        elif transposed:
             _transpose_tiled(wt[k], Wh)
         _project(xp[k], xin[k - 1] if k > 0 else xin[0], x, b0, Wx, bx, bh,
                  K.FOLD_BH[cell], k)
@@ -173,7 +189,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k, b0:b1]
         steps_forward(h[k], c[k], tc[k], act[k], hn[k], xp[k], hp, hpT, wt, k, Wh, bh, cell,
-                      relu, transposed, 0, T)
+                      relu, transposed, 0, T, pw)
         _dropout(xin[k], h[k], drop, k, b0)
         hT[k, b0:b1] = h[k, T]
         if cell == K.CELL_LSTM:
@@ -229,18 +245,18 @@ def _softmax_xent(probs, y, b0, S):
 
 @njit(**KW)
 def stack_backward(grads, dh0, dc0, ws, x, y, drop, params, offs, cell, relu, L, H, V, b0, b1,
-                   scale):
+                   scale, panels=False):
     """Backward of shard [b0, b1) after its stack_forward with targets: gradients of
     scale * (summed loss) written into grads (P,), which is zeroed here first (the one place).
 
     dh0, dc0 (L, B, H) out: gradients of the initial state (this shard's rows). The same as
     stack_backward_top then stack_backward_layer for k = L-1 .. 0 (the phases an overlapped
-    Allreduce waits between), in one call.
+    Allreduce waits between), in one call. panels: as the forward's (stack_forward).
     """
     stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, scale)
     for k in range(L - 1, -1, -1):
         stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, relu, L, H, V,
-                             b0, b1)
+                             b0, b1, panels)
 
 
 @njit(**KW)
@@ -262,7 +278,7 @@ def stack_backward_top(grads, ws, x, y, params, offs, cell, L, H, V, b0, b1, sca
 
 @njit(**KW)
 def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, relu, L, H, V, b0,
-                         b1):
+                         b1, panels=False):
     """Layer k's phase of stack_backward (after layer k+1's, or the top's for k = L-1): its
     weight gradients (its slice of grads is then final for this shard), its rows of dh0 and dc0,
     and the output gradient of layer k-1 (in ws)."""
@@ -278,8 +294,14 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
             for s in range(S):
                 dx[t, s] *= drop[k, t, b0 + s]
     rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
+    # With panels, the forward's copy of W_h is done with: its room takes W_h^T's panels.
+    pw = panel_width(S, GH, H) if panels else 0
+    wtk = rec
+    if pw:
+        wtk = _carve_wt(ws, cell, L, T, S, H, V)[k].reshape((H // pw, GH, pw))
+        _pack_panels_t(wtk, Wh)
     steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
-                   0, T)
+                   0, T, wtk, pw)
     state_grads(dh0, dc0, rec, k, b0, cell)
     _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
                   xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
@@ -287,13 +309,20 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
 
 @njit(**KW)
 def steps_forward(h, c, tc, act, hn, xp, hp, hpT, wt, k, Wh, bh, cell, relu, transposed, t0,
-                  t1):
+                  t1, pw=0):
     """Layer k's time steps [t0, t1) forward, its caches h, c (T + 1, S, H), tc, act, hn, xp
     (T, S, .) filled from xp's input projections; hp (S, GH) scratch; with `transposed`,
     h_prev @ W_h is computed as hpT (GH, S) = wt[k] @ h_prev^T from wt (L, GH, H), the layers'
-    transposed copies of W_h (see stack_forward)."""
+    transposed copies of W_h (see stack_forward); with a panel width pw, from wt[k] holding W_h
+    in column panels (GH // pw, H, pw), the panels' products going through hpT's memory."""
+    S, H, GH = h.shape[1], h.shape[2], hp.shape[1]
+    nb = GH // pw if pw else 0
+    panels = wt[k].reshape((GH * H,))[:nb * H * pw].reshape((nb, H, pw))
+    scratch = hpT.reshape((GH * S,))[:nb * S * pw].reshape((nb, S, pw))
     for t in range(t0, t1):
-        if transposed:
+        if pw:
+            _panel_dot(hp, h[t], panels, scratch)
+        elif transposed:
             np.dot(wt[k], h[t].T, hpT)
             _transpose16(hp, hpT)
         else:
@@ -307,13 +336,16 @@ def steps_forward(h, c, tc, act, hn, xp, hp, hpT, wt, k, Wh, bh, cell, relu, tra
 
 
 @njit(**KW)
-def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1):
+def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1, wtk, pw):
     """One layer's time steps t1 - 1 down to t0 backward: its pre-activation gradients dgx, dgh
     (T, S, GH) from its output gradient dx (T, S, H) and the carries in rec (4, S, H): dh_rec,
-    dc, the GRU's carry, and room for dh_rec transposed."""
+    dc, the GRU's carry, and room for dh_rec transposed (or, with a panel width pw, for the
+    panels of dh_rec = dgh @ W_h^T, whose column panels wtk (H // pw, GH, pw) holds)."""
     S, H = dx.shape[1], dx.shape[2]
     dh_rec, dc, carry = rec[0], rec[1], rec[2]
     dh_rec_t = rec[3].reshape((H, S))
+    nb, w = (H // pw, pw) if pw else (0, 1)
+    scratch = rec[3].reshape((S * H,))[:nb * S * w].reshape((nb, S, w))
     for t in range(t1 - 1, t0 - 1, -1):
         if cell == K.CELL_LSTM:
             K.lstm_step_backward(dgx[t], dc, act[t], tc[t], c[t], dx[t], dh_rec)
@@ -321,6 +353,9 @@ def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1)
             K.gru_step_backward(dgx[t], dgh[t], carry, act[t], hn[t], h[t], dx[t], dh_rec)
         else:
             K.rnn_step_backward(dgx[t], h[t + 1], dx[t], dh_rec, relu)
+        if pw:
+            _panel_dot(dh_rec, dgh[t], wtk, scratch)
+            continue
         # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
         # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
         np.dot(Wh, dgh[t].T, dh_rec_t)
@@ -376,6 +411,55 @@ def _weight_grads(gWx, gWh, gbx, gbh, dx, dgx, dgh, h_k, xin_below, x, b0, Wx, s
         return
     np.dot(xin_below.reshape((N, H)).T, x2, gWx)
     np.dot(x2, Wx.T, dx.reshape((N, H)))
+
+
+@njit(**KW)
+def panel_width(S, K, N):
+    """The widest of PANEL_WIDTHS that divides N and keeps an (S, K) x (K, width) product within
+    SMALL_MNK; 0 if none does (the product then goes to BLAS whole)."""
+    for w in PANEL_WIDTHS:
+        if N % w == 0 and S * K * w <= SMALL_MNK:
+            return w
+    return 0
+
+
+@njit(**KW)
+def _pack_panels(out, W):
+    """out (N // w, K, w) = W (K, N) cut into column panels of width w, each contiguous."""
+    w = out.shape[2]
+    for b in range(out.shape[0]):
+        for k in range(W.shape[0]):
+            src, dst = W[k, b * w: (b + 1) * w], out[b, k]
+            for j in range(w):
+                dst[j] = src[j]
+
+
+@njit(**KW)
+def _pack_panels_t(out, W):
+    """out (R // w, C, w) = W (R, C)'s transpose cut into column panels of width w:
+    out[b, c, j] = W[b * w + j, c]."""
+    w = out.shape[2]
+    for b in range(out.shape[0]):
+        blk = W[b * w: (b + 1) * w]
+        for c in range(W.shape[1]):
+            dst = out[b, c]
+            for j in range(w):
+                dst[j] = blk[j, c]
+
+
+@njit(**KW)
+def _panel_dot(out, a, panels, scratch):
+    """out (S, N) = a (S, K) @ W, with W given as its column panels (N // w, K, w): one BLAS call
+    a panel, into scratch (N // w, S, w), then copied into place."""
+    nb, w = panels.shape[0], panels.shape[2]
+    for b in range(nb):
+        np.dot(a, panels[b], scratch[b])
+    for s in range(a.shape[0]):
+        row = out[s]
+        for b in range(nb):
+            src = scratch[b, s]
+            for j in range(w):
+                row[b * w + j] = src[j]
 
 
 @njit(**KW)

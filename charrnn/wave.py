@@ -164,7 +164,7 @@ def layer_backward(ws, sc, dh0, dc0, x, drop, params, offs, cell, relu, L, H, V,
     if t1 == T:
         rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
     steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
-                   t0, t1)
+                   t0, t1, rec, 0)
     if t0 == 0:
         state_grads(dh0, dc0, rec, k, 0, cell)
 

@@ -322,7 +322,7 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("cell,strategy", [("lstm", "shards"), ("gru", "whole"),
-                                           ("rnn", "shards")])
+                                           ("rnn", "shards"), ("lstm", "panels")])
 def test_phased_backward_hands_over_final_slices_in_order(cell, strategy):
     """Model.backward with a reducer: the same bits as one call, every slice final when handed
     over, the slices each layer's from the top (the decoder's with the top layer's), covering

@@ -1,4 +1,5 @@
-"""The step strategy (strategy.py): shards, whole or wave, chosen by measurement and cached."""
+"""The step strategy (strategy.py): shards, panels, whole or wave, chosen by measurement and
+cached."""
 import json
 
 import numpy as np
@@ -27,34 +28,36 @@ def test_the_faster_strategy_is_chosen_and_cached(cache_dir):
 
     def speed(cfg, batch, seq_len, threads, strategy):
         calls.append(strategy)
-        return {"shards": 1000.0, "whole": 1500.0, "wave": 1200.0}[strategy]
+        return {"shards": 1000.0, "panels": 1100.0, "whole": 1500.0, "wave": 1200.0}[strategy]
 
     first = S.choose(CFG, 8, 10, threads=2, speed=speed)
     assert first.strategy == "whole" and first.measured
-    assert calls == ["shards", "whole", "wave"] * S.ROUNDS  # alternating
-    assert "1,500 chars/s here against 1,000 for shards and 1,200 for wave" in first.reason
+    assert calls == ["shards", "panels", "whole", "wave"] * S.ROUNDS  # alternating
+    assert ("1,500 chars/s here against 1,000 for shards and 1,100 for panels and 1,200 for wave"
+            in first.reason)
     again = S.choose(CFG, 8, 10, threads=2, speed=lambda *a: pytest.fail("measured twice"))
     assert again.strategy == "whole" and not again.measured  # read from the cache file
     assert (cache_dir / S.CACHE_NAME).is_file()
     # another shape is another measurement
     other = S.choose(CFG, 16, 10, threads=2,
-                     speed=lambda *a: {"shards": 2.0, "whole": 1.0, "wave": 3.0}[a[4]])
+                     speed=lambda *a: {"shards": 2.0, "panels": 1.0, "whole": 1.0, "wave": 3.0}[a[4]])
     assert other.strategy == "wave" and other.measured
     # wave runs one layer a thread: a 3-layer model is not measured with it
     deep = ModelConfig(vocab_size=20, cell="lstm", hidden=16, layers=3)
     calls.clear()
     assert S.choose(deep, 8, 10, threads=2, speed=speed).strategy == "whole"
-    assert calls == ["shards", "whole"] * S.ROUNDS
-    # a cache entry from before wave was a candidate is measured again
+    assert calls == ["shards", "panels", "whole"] * S.ROUNDS
+    # a cache entry from before panels was a candidate is measured again
     path = cache_dir / S.CACHE_NAME
-    old = {"strategy": "whole", "chars_per_second": {"shards": 1, "whole": 2}}
+    old = {"strategy": "whole", "chars_per_second": {"shards": 1, "whole": 2, "wave": 1}}
     path.write_text(json.dumps({S.key(CFG, 8, 10, 2): old}))
     assert S.choose(CFG, 8, 10, threads=2, speed=speed).measured
 
 
 def test_whole_needs_a_clear_win(cache_dir):
     c = S.choose(CFG, 8, 10, threads=2,
-                 speed=lambda *a: {"shards": 100.0, "whole": 103.0, "wave": 104.0}[a[4]])
+                 speed=lambda *a: {"shards": 100.0, "panels": 104.0, "whole": 103.0,
+                                   "wave": 104.0}[a[4]])
     assert c.strategy == "shards"  # within MARGIN: the long-tested path
 
 
@@ -70,11 +73,11 @@ def test_a_damaged_cache_is_measured_again(cache_dir, damage):
         damage = '{"%s": %s}' % (S.key(CFG, 8, 10, 2), damage[6:])
     (cache_dir / S.CACHE_NAME).write_text(damage)
     c = S.choose(CFG, 8, 10, threads=2,
-                 speed=lambda *a: {"shards": 1.0, "whole": 2.0, "wave": 1.5}[a[4]])
+                 speed=lambda *a: {"shards": 1.0, "panels": 1.2, "whole": 2.0, "wave": 1.5}[a[4]])
     assert c.strategy == "whole" and c.measured
 
 
-@pytest.mark.parametrize("other", ["whole", "wave"])
+@pytest.mark.parametrize("other", ["panels", "whole", "wave"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_every_strategy_computes_the_same_step(cell, other):
     cfg = ModelConfig(vocab_size=20, cell=cell, hidden=16, layers=2)
@@ -94,26 +97,29 @@ def test_every_strategy_computes_the_same_step(cell, other):
     assert lw == lw2
 
 
+@pytest.mark.parametrize("other", ["wave", "panels"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_wave_matches_shards_in_float64(cell):
+def test_wave_and_panels_match_shards_in_float64(cell, other):
     """Every output of a training step (loss, gradients, final state, the initial state's
-    gradients, logits) with dropout and padding, chunked over steps that do not divide evenly
-    (wave.py) and at H = 256 (the transposed recurrent product), against shards (whose kernels
-    test_kernels checks against finite differences)."""
-    for hidden in (16, 256):
+    gradients, logits) with dropout and padding, against shards (whose kernels test_kernels
+    checks against finite differences): wave chunked over steps that do not divide evenly
+    (wave.py), and at H = 256 (the transposed recurrent product); panels at H = 16 and 256 (the
+    products in panels forward and backward) and 12 (backward: no panel width divides 12, the
+    product goes whole)."""
+    for hidden in (16, 256) if other == "wave" else (16, 256, 12):
         cfg = ModelConfig(vocab_size=11, cell=cell, hidden=hidden, layers=2, dropout=0.3)
         x, y = random_batch(11, 13, 5, seed=4)
         y[3, 2] = -1
         rng = np.random.default_rng(2)
         state = tuple(rng.standard_normal((2, 5, hidden)) for _ in range(2))
         out = {}
-        for strategy in ("shards", "wave"):
+        for strategy in ("shards", other):
             m = Model(cfg, dtype=np.float64, seed=3, threads=2)
             m.strategy = strategy
             loss, (h, c) = m.forward(x, y, state, train=True, rng=np.random.default_rng(5))
             dh0, dc0 = m.backward(want_state_grad=True)
             out[strategy] = (loss, h, c, m.grads.copy(), dh0, dc0, m.logits(x, state))
-        for a, b in zip(out["shards"], out["wave"]):
+        for a, b in zip(out["shards"], out[other]):
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
 
 
@@ -126,13 +132,15 @@ def test_wave_needs_two_layers(tiny_corpus, tmp_path):
 
 
 def test_the_chosen_strategy_is_saved_and_resumed(tiny_corpus, tmp_path, monkeypatch, cache_dir):
-    monkeypatch.setattr(S, "measure", lambda cfg, b, t, n, s: {"shards": 1.0, "whole": 9.0}[s])
+    monkeypatch.setattr(S, "measure",
+                        lambda cfg, b, t, n, s: {"shards": 1.0, "panels": 1.0, "whole": 9.0}[s])
     opts = dict(batch_size=4, seq_len=8, eval_every=5, threads=2)
     r = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), hidden=8, layers=1,
                       checkpoint_dir=tmp_path / "a", progress=False)
     assert charrnn.info(tmp_path / "a")["train_options"]["strategy"] == "whole"
     # the measured choice stays with the run, whatever this machine would measure now
-    monkeypatch.setattr(S, "measure", lambda cfg, b, t, n, s: {"shards": 9.0, "whole": 1.0}[s])
+    monkeypatch.setattr(S, "measure",
+                        lambda cfg, b, t, n, s: {"shards": 9.0, "panels": 1.0, "whole": 1.0}[s])
     r2 = charrnn.train(tiny_corpus, None, checkpoint_dir=tmp_path / "a", resume=True,
                        progress=False)
     assert r2.model.strategy == "whole" == charrnn.info(tmp_path / "a")["train_options"]["strategy"]
@@ -151,13 +159,45 @@ def test_the_chosen_strategy_is_saved_and_resumed(tiny_corpus, tmp_path, monkeyp
     np.testing.assert_array_equal(b.model.params, c.model.params)
 
 
-def test_a_wave_run_resumes_bit_exact(tiny_corpus, tmp_path):
-    opts = {"batch_size": 4, "seq_len": 8, "eval_every": 5, "threads": 2, "strategy": "wave"}
+@pytest.mark.parametrize("strategy", ["wave", "panels"])
+def test_a_wave_or_panels_run_resumes_bit_exact(tiny_corpus, tmp_path, strategy):
+    opts = {"batch_size": 4, "seq_len": 8, "eval_every": 5, "threads": 2, "strategy": strategy}
     charrnn.train(tiny_corpus, TrainConfig(max_steps=3, **opts), hidden=8, layers=2,
                   dropout=0.2, checkpoint_dir=tmp_path / "b", progress=False)
     b = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), checkpoint_dir=tmp_path / "b",
                       resume=True, progress=False)
     c = charrnn.train(tiny_corpus, TrainConfig(max_steps=6, **opts), hidden=8, layers=2,
                       dropout=0.2, checkpoint_dir=tmp_path / "c", progress=False)
-    assert b.model.strategy == "wave" == charrnn.info(tmp_path / "b")["train_options"]["strategy"]
+    assert b.model.strategy == strategy == charrnn.info(tmp_path / "b")["train_options"]["strategy"]
     np.testing.assert_array_equal(b.model.params, c.model.params)
+
+
+def test_panel_width_keeps_each_product_small():
+    """The widest panel that divides the product's columns and keeps M * N * K within
+    SMALL_MNK (OpenBLAS's small-matrix kernels); none where nothing divides or fits."""
+    from charrnn.stack import SMALL_MNK, panel_width
+    assert panel_width(16, 256, 1024) == 64  # forward, LSTM 2x256 at 32 rows on 2 threads
+    assert panel_width(16, 1024, 256) == 32  # its backward: 16 * 1024 * 64 is over 100^3
+    assert panel_width(25, 2048, 512) == 16  # backward, LSTM 2x512 at 50 rows
+    assert panel_width(25, 512, 2048) == 64
+    assert panel_width(4, 12, 12) == 0  # no width divides 12
+    assert panel_width(100, 4096, 1024) == 0  # even 8 columns are over the limit
+    for S_, K_, N_ in [(16, 256, 1024), (25, 2048, 512), (3, 16, 64)]:
+        w = panel_width(S_, K_, N_)
+        assert N_ % w == 0 and S_ * K_ * w <= SMALL_MNK
+
+
+def test_a_product_in_panels_is_the_product():
+    from charrnn.stack import _pack_panels, _pack_panels_t, _panel_dot
+    rng = np.random.default_rng(0)
+    a, W = rng.standard_normal((5, 24)), rng.standard_normal((24, 32))
+    for w in (8, 16, 32):
+        panels, out = np.zeros((32 // w, 24, w)), np.zeros((5, 32))
+        _pack_panels(panels, W)
+        _panel_dot(out, a, panels, np.zeros((32 // w, 5, w)))
+        np.testing.assert_allclose(out, a @ W, rtol=1e-12, atol=1e-12)
+        # W^T's panels: b (5, 32) @ W^T (32, 24), 24 columns in panels of 8
+    b, panels_t, out_t = rng.standard_normal((5, 32)), np.zeros((3, 32, 8)), np.zeros((5, 24))
+    _pack_panels_t(panels_t, W)
+    _panel_dot(out_t, b, panels_t, np.zeros((3, 5, 8)))
+    np.testing.assert_allclose(out_t, b @ W.T, rtol=1e-12, atol=1e-12)
