@@ -11,6 +11,15 @@ the forward, transposed back in 16-row blocks, as stack.py does). For LSTM sizes
 layouts runs alternately, `--reps` times, each run ~0.1 GFLOP in one compiled loop; it prints
 GFLOP/s medians and the median of the per-rep ratios (with their range), one BLAS thread and
 two. stack.py takes from it which layout the forward and backward use.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/recurrent_product.py --panels \
+        [--rows 16,25,50] [--widths 8,16,32,64,128]
+
+instead compares each product as shards computes it (forward: stored, or transposed from
+WT_MIN_HIDDEN on; backward: W_h @ dg^T transposed back) with the panels strategy's form: the
+product cut into column panels of a copy of W_h (stack._panel_dot, copied back into place),
+at each width of --widths that divides its columns ("*": the one stack.panel_width takes;
+"over" where a panel's M * N * K exceeds stack.SMALL_MNK), on one BLAS thread as a shard runs.
 """
 from __future__ import annotations
 
@@ -21,14 +30,23 @@ import sys
 import time
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS: loaded first)
 from numba import njit
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import machine  # noqa: E402
+from throughput import machine
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from charrnn.stack import _transpose16  # noqa: E402
+from charrnn.stack import (
+    SMALL_MNK,
+    WT_MIN_HIDDEN,
+    _pack_panels,
+    _pack_panels_t,
+    _panel_dot,
+    _transpose16,
+    panel_width,
+)
 
 
 @njit(nogil=True)
@@ -98,12 +116,93 @@ def compare(base, other, a, Wh, WhT, outs, reps):
     return statistics.median(r1), statistics.median(r2), ratio
 
 
+@njit(nogil=True)
+def bwd_shards(dg, Wh, WhT, out, n):  # dg @ W_h^T as stack.steps_backward: transposed, then back
+    outT = np.empty((out.shape[1], out.shape[0]), out.dtype)
+    for _ in range(n):
+        np.dot(Wh, dg.T, outT)
+        _transpose16(out, outT)
+
+
+@njit(nogil=True)
+def in_panels(a, panels, scratch, out, n):  # stack._panel_dot, n times
+    for _ in range(n):
+        _panel_dot(out, a, panels, scratch)
+
+
+def rate(f, flops, reps):
+    """GFLOP/s of f(n) per rep (n calls of ~0.1 GFLOP in all), one list entry a rep."""
+    n = max(3, int(1e8 / flops))
+    f(2)
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(n)
+        out.append(flops * n / (time.perf_counter() - t) / 1e9)
+    return out
+
+
+def panels_table(args):
+    """Each product as shards computes it against the panels form at each width, alternating."""
+    widths = [int(v) for v in args.widths.split(",")]
+    print("| product | H | rows | shards' form GFLOP/s | " +
+          " | ".join(f"{w} columns" for w in widths) + " |")
+    print("|---|---|---|---|" + "---|" * len(widths))
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        for H in (int(v) for v in args.hidden.split(",")):
+            GH = 4 * H
+            Wh = rng.standard_normal((H, GH), dtype=np.float32)
+            WhT = np.ascontiguousarray(Wh.T)
+            for S in (int(v) for v in args.rows.split(",")):
+                h = rng.standard_normal((S, H), dtype=np.float32)
+                dg = rng.standard_normal((S, GH), dtype=np.float32)
+                for what, a, K, N, base in (
+                        ("forward h @ W_h", h, H, GH,
+                         fwd_transposed if H >= WT_MIN_HIDDEN else fwd_stored),
+                        ("backward dg @ W_h^T", dg, GH, H, bwd_shards)):
+                    flops, out = 2 * S * K * N, np.zeros((S, N), np.float32)
+                    fs = {"base": lambda n, a=a, base=base, out=out, w=Wh, wt=WhT:
+                          base(a, w, wt, out, n)}
+                    for w in widths:
+                        if N % w:
+                            continue
+                        panels = np.zeros((N // w, K, w), np.float32)
+                        (_pack_panels if N == GH else _pack_panels_t)(panels, Wh)
+                        scratch = np.zeros((N // w, S, w), np.float32)
+                        fs[w] = (lambda n, a=a, p=panels, sc=scratch, out=out:
+                                 in_panels(a, p, sc, out, n))
+                    runs = {k: [] for k in fs}
+                    for _ in range(args.reps):  # alternating, a rep each
+                        for k, f in fs.items():
+                            runs[k] += rate(f, flops, 1)
+                    chosen = panel_width(S, K, N)
+                    cells = []
+                    for w in widths:
+                        if w not in runs:
+                            cells.append("")
+                            continue
+                        mark = "*" if w == chosen else " over" if S * K * w > SMALL_MNK else ""
+                        cells.append(f"{statistics.median(runs[w]):.0f}{mark}")
+                    print(f"| {what} | {H} | {S} | {statistics.median(runs['base']):.0f} | " +
+                          " | ".join(cells) + " |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hidden", default="128,256,512")
     ap.add_argument("--rows", default="25,50")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--panels", action="store_true", help="shards' form against panels")
+    ap.add_argument("--widths", default="8,16,32,64,128")
     args = ap.parse_args()
+    if args.panels:
+        print(f"# the recurrent product in column panels, {time.strftime('%Y-%m-%d')}  ")
+        print("  \n".join(machine()) + "  ")
+        print("command: python bench/recurrent_product.py " + " ".join(sys.argv[1:]) + "\n")
+        print("GFLOP/s, one BLAS thread, medians of --reps alternating repetitions; * the width "
+              "stack.panel_width takes, over: a panel's M * N * K above stack.SMALL_MNK\n")
+        return panels_table(args)
     print(f"# the recurrent product's operand layouts, {time.strftime('%Y-%m-%d')}  ")
     print("  \n".join(machine()) + "  ")
     print("command: python bench/recurrent_product.py " + " ".join(sys.argv[1:]) + "\n")
