@@ -1,10 +1,11 @@
 """Where the time of one training step goes: by phase, and the rates of the pieces inside.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/profile_step.py \
-        [--model lstm --layers 2 --hidden 128 --threads 2 --batch 50 --seq 50]
+        [--model lstm --layers 2 --hidden 128 --threads 2 --batch 50 --seq 50 --strategy S]
 
 The step's phases (forward, backward, gradient clipping, optimizer) are timed as the trainer runs
-them (in shards; vocab 65). The compiled stack has no Python between time steps, so a
+them (in shards, or --strategy panels: shards with the per-step products in column panels;
+vocab 65). The compiled stack has no Python between time steps, so a
 profiler cannot see inside it; instead each kind of work it does is timed on its own, at the
 shard's shape, on one thread, and multiplied by how often one step does it. Comparing the sum
 with the measured step shows what is left (overlap, memory traffic, the softmax).
@@ -28,7 +29,14 @@ from charrnn.cells import CELLS  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.model import Model  # noqa: E402
 from charrnn.optim import Optimizer, clip_gradients  # noqa: E402
-from charrnn.stack import WT_MIN_HIDDEN, _transpose16  # noqa: E402
+from charrnn.stack import (  # noqa: E402
+    WT_MIN_HIDDEN,
+    _pack_panels,
+    _pack_panels_t,
+    _panel_dot,
+    _transpose16,
+    panel_width,
+)
 
 V = 65
 
@@ -63,6 +71,13 @@ def _loop_dot_t(a, wt, outT, out):
 
 
 @njit(nogil=True)
+def _loop_panels(a, panels, scratch, out):
+    """T products a[t] @ w as the panels strategy does them (stack._panel_dot)."""
+    for t in range(a.shape[0]):
+        _panel_dot(out[t], a[t], panels, scratch)
+
+
+@njit(nogil=True)
 def _big(a, w, out):
     np.dot(a, w, out)
 
@@ -81,7 +96,7 @@ def phases(m, B, T):
             both - fwd, "gradient clipping": clip, "Adam update": adam}
 
 
-def pieces(cell, L, H, S, T):
+def pieces(cell, L, H, S, T, strategy="shards"):
     """ms of each kind of work one shard of S rows does in one step of T, on one thread."""
     G = CELLS[cell].G
     r = np.random.default_rng(1)
@@ -92,15 +107,30 @@ def pieces(cell, L, H, S, T):
     a, g, o = f(N, H), f(N, G * H), f(N, G * H)
     Wt, outT = np.ascontiguousarray(W.T), f(G * H, S)
     res = {}
+    pw_f, pw_b = (panel_width(S, H, G * H), panel_width(S, G * H, H)) \
+        if strategy == "panels" else (0, 0)
     with workers._blas().limit(limits=1, user_api="blas"):
-        if H >= WT_MIN_HIDDEN:
+        if pw_f:
+            pf = np.zeros((G * H // pw_f, H, pw_f), np.float32)
+            _pack_panels(pf, W)
+            sc = np.zeros((G * H // pw_f, S, pw_f), np.float32)
+            res[f"recurrent products, forward (h @ W_h in {pw_f}-column panels)"] = \
+                (L, per_call_ms(lambda: _loop_panels(hs, pf, sc, out_g)), 2 * N * H * G * H)
+        elif H >= WT_MIN_HIDDEN:
             res["recurrent products, forward (W_h^T h^T per step, transposed back)"] = \
                 (L, per_call_ms(lambda: _loop_dot_t(hs, Wt, outT, out_g)), 2 * N * H * G * H)
         else:
             res["recurrent products, forward (h @ W_h per step)"] = \
                 (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
-        res["recurrent products, backward (W_h @ dgh^T per step)"] = \
-            (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)
+        if pw_b:
+            pb = np.zeros((H // pw_b, G * H, pw_b), np.float32)
+            _pack_panels_t(pb, W)
+            sb = np.zeros((H // pw_b, S, pw_b), np.float32)
+            res[f"recurrent products, backward (dgh @ W_h^T in {pw_b}-column panels)"] = \
+                (L, per_call_ms(lambda: _loop_panels(gs, pb, sb, out_h)), 2 * N * H * G * H)
+        else:
+            res["recurrent products, backward (W_h @ dgh^T per step)"] = \
+                (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)
         big = per_call_ms(lambda: _big(a, W, o))
         # per layer: W_h gradient; per layer above the first: input projection, W_x gradient
         # and the gradient to the layer below; the decoder's three products are ~V/(G*H) of one
@@ -133,15 +163,17 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--seq", type=int, default=50)
+    ap.add_argument("--strategy", choices=("shards", "panels"), default="shards")
     a = ap.parse_args()
     B, T = a.batch, a.seq
     threads = a.threads or workers.usable_cores()
     m = Model(ModelConfig(V, a.model, a.hidden, a.layers), threads=threads)
+    m.strategy = a.strategy
     shards = workers.shard_bounds(B, threads)
     S = max(b1 - b0 for b0, b1 in shards)
     ph = phases(m, B, T)
     total = sum(ph.values())
-    print(f"{a.model} {a.layers}x{a.hidden}, batch {B}, seq {T}, {threads} thread(s), "
+    print(f"{a.model} {a.layers}x{a.hidden}, batch {B}, seq {T}, {threads} thread(s), {a.strategy}, "
           f"{len(shards)} shard(s) of up to {S} rows: {total:.1f} ms per step, "
           f"{B * T / total * 1e3:,.0f} chars/s\n")
     print("| phase | ms per step | share |\n|---|---|---|")
@@ -149,7 +181,7 @@ def main():
         print(f"| {k} | {v:.2f} | {100 * v / total:.0f}% |")
     print(f"\nInside one shard ({S} rows, one thread), each kind of work timed alone:\n")
     print("| work | calls per step | ms per call | ms per step | GFLOP/s |\n|---|---|---|---|---|")
-    shard_total, work = 0.0, pieces(a.model, a.layers, a.hidden, S, T)
+    shard_total, work = 0.0, pieces(a.model, a.layers, a.hidden, S, T, a.strategy)
     for k, (calls, ms, flops) in work.items():
         per = calls * ms
         shard_total += per
