@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from numba import njit  # noqa: E402
+from recurrent_product import panels_of  # noqa: E402
 from throughput import flops_per_char  # noqa: E402  (bench/ is this script's folder)
 
 from charrnn import kernels as K  # noqa: E402
@@ -29,14 +30,7 @@ from charrnn.cells import CELLS  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.model import Model  # noqa: E402
 from charrnn.optim import Optimizer, clip_gradients  # noqa: E402
-from charrnn.stack import (  # noqa: E402
-    WT_MIN_HIDDEN,
-    _pack_panels,
-    _pack_panels_t,
-    _panel_dot,
-    _transpose16,
-    panel_width,
-)
+from charrnn.stack import WT_MIN_HIDDEN, _panel_dot, _transpose16, panel_width  # noqa: E402
 
 V = 65
 
@@ -111,9 +105,7 @@ def pieces(cell, L, H, S, T, strategy="shards"):
         if strategy == "panels" else (0, 0)
     with workers._blas().limit(limits=1, user_api="blas"):
         if pw_f:
-            pf = np.zeros((G * H // pw_f, H, pw_f), np.float32)
-            _pack_panels(pf, W)
-            sc = np.zeros((G * H // pw_f, S, pw_f), np.float32)
+            pf, sc = panels_of(W, pw_f, S)
             res[f"recurrent products, forward (h @ W_h in {pw_f}-column panels)"] = \
                 (L, per_call_ms(lambda: _loop_panels(hs, pf, sc, out_g)), 2 * N * H * G * H)
         elif H >= WT_MIN_HIDDEN:
@@ -123,9 +115,7 @@ def pieces(cell, L, H, S, T, strategy="shards"):
             res["recurrent products, forward (h @ W_h per step)"] = \
                 (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
         if pw_b:
-            pb = np.zeros((H // pw_b, G * H, pw_b), np.float32)
-            _pack_panels_t(pb, W)
-            sb = np.zeros((H // pw_b, S, pw_b), np.float32)
+            pb, sb = panels_of(W, pw_b, S, transposed=True)
             res[f"recurrent products, backward (dgh @ W_h^T in {pw_b}-column panels)"] = \
                 (L, per_call_ms(lambda: _loop_panels(gs, pb, sb, out_h)), 2 * N * H * G * H)
         else:

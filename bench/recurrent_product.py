@@ -124,6 +124,15 @@ def bwd_shards(dg, Wh, WhT, out, n):  # dg @ W_h^T as stack.steps_backward: tran
         _transpose16(out, outT)
 
 
+def panels_of(W, w, rows, transposed=False):
+    """W's column panels of width w, (N // w, K, w), as stack.py packs them (of W^T with
+    `transposed`), and scratch (N // w, rows, w) for stack._panel_dot's products."""
+    K, N = W.shape[::-1] if transposed else W.shape
+    panels = np.zeros((N // w, K, w), W.dtype)
+    (_pack_panels_t if transposed else _pack_panels)(panels, W)
+    return panels, np.zeros((N // w, rows, w), W.dtype)
+
+
 @njit(nogil=True)
 def in_panels(a, panels, scratch, out, n):  # stack._panel_dot, n times
     for _ in range(n):
@@ -167,9 +176,7 @@ def panels_table(args):
                     for w in widths:
                         if N % w:
                             continue
-                        panels = np.zeros((N // w, K, w), np.float32)
-                        (_pack_panels if N == GH else _pack_panels_t)(panels, Wh)
-                        scratch = np.zeros((N // w, S, w), np.float32)
+                        panels, scratch = panels_of(Wh, w, S, transposed=N != GH)
                         fs[w] = (lambda n, a=a, p=panels, sc=scratch, out=out:
                                  in_panels(a, p, sc, out, n))
                     runs = {k: [] for k in fs}
