@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import signal
 import sys
 
 import click
@@ -196,6 +197,11 @@ def train(ctx, corpus, checkpoint_dir, resume, quiet, sample_every, sample_lengt
                    f"({result.best_val_loss / 0.6931471805599453:.3f} bits/char) at step "
                    f"{result.best_step}, in {result.run_dir / 'best.npz'}", err=True)
     if result.signal is not None:  # saved; now exit as a signal-stopped program does (130, 143)
+        # A further Ctrl-C while Python shuts down (its exit handlers) would print a traceback
+        # (seen in CI: the second of two quick Ctrl-Cs after the save): it ends the process
+        # as the signal does instead, the work already saved.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         ctx.exit(128 + result.signal)
 
 
