@@ -29,8 +29,10 @@ DROPOUT_RATIO, DROPOUT, WEIGHT_DECAY = 2.0, 0.5, 0.1
 # the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
 DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
 # A --time-limit run that leaves --hidden to the defaults trains SMALL_HIDDEN units when the
-# default size would train on fewer than SMALL_BELOW_CHARS characters in it (default_hidden).
+# default size would train on fewer than SMALL_BELOW_CHARS characters in it, LARGE_HIDDEN when
+# on at least LARGE_FROM_CHARS (default_hidden), unless LARGE_HIDDEN is large for its text.
 SMALL_HIDDEN, SMALL_BELOW_CHARS = 192, 2_000_000
+LARGE_HIDDEN, LARGE_FROM_CHARS = 320, 5_000_000
 # A --time-limit run that leaves --batch-size to the defaults trains SMALL_BATCH rows when this
 # machine trains them at least SAME_SPEED times as fast as config.BATCH_SIZE rows (batch_for),
 # each measured BATCH_ROUNDS times, alternating, the best kept.
@@ -74,7 +76,7 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
            seq_len: int, threads=None, speed=None, ranks: int = 1) -> Choice:
     """The largest candidate that reads the text at least MIN_EPOCHS times in the budget
     (the smallest if none does), but never smaller than the model the defaults train in this
-    budget (ModelConfig's, at default_hidden's size): at 60 s on a 2-core Zen 4 the rule's
+    budget (ModelConfig's, at defaults_hidden's size): at 60 s on a 2-core Zen 4 the rule's
     LSTM 2x128 (dropout 0.2) was best at 1.5781 (1.5726-1.5807, 3 seeds), the defaults' 2x192
     at 1.5254 (1.5219-1.5263). speed(cell, layers, hidden, ...) -> chars/s; default: measure
     (looked up at call time, so tests can script the speeds). ranks: an MPI job's, each
@@ -97,13 +99,12 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
             break  # larger ones are slower still
     cell, layers, hidden = best
     why = f"the largest with at least {MIN_EPOCHS}"
-    if hidden < ModelConfig.hidden:  # never smaller than the defaults' model for this budget
-        floor = default_hidden(planned_chars(budget_seconds, cps_of(
-            ModelConfig.cell, ModelConfig.layers, ModelConfig.hidden)))
-        if hidden < floor:
-            why = (f"the defaults' size for this budget: {layers}x{hidden}, the largest with at "
-                   f"least {MIN_EPOCHS}, is smaller")
-            cell, layers, hidden = ModelConfig.cell, ModelConfig.layers, floor
+    floor = defaults_hidden(planned_chars(budget_seconds, cps_of(  # the defaults' model
+        ModelConfig.cell, ModelConfig.layers, ModelConfig.hidden)), train_chars, vocab_size)
+    if hidden < floor:  # never smaller than that
+        why = (f"the defaults' size for this budget: {layers}x{hidden}, the largest with at "
+               f"least {MIN_EPOCHS}, is smaller")
+        cell, layers, hidden = ModelConfig.cell, ModelConfig.layers, floor
     cps = cps_of(cell, layers, hidden)
     epochs = planned_passes(budget_seconds, cps, train_chars)
     params = num_params(ModelConfig(vocab_size, cell, hidden, layers))
@@ -145,17 +146,35 @@ def dropout_for(passes: float) -> float:
 
 def default_hidden(chars: float) -> int:
     """The hidden size of a --time-limit run that did not give --hidden, when the default size
-    would train on `chars` characters in its budget: ModelConfig.hidden, or SMALL_HIDDEN below
-    SMALL_BELOW_CHARS.
+    would train on `chars` characters in its budget: SMALL_HIDDEN below SMALL_BELOW_CHARS,
+    LARGE_HIDDEN from LARGE_FROM_CHARS, else ModelConfig.hidden (the caller keeps that where
+    LARGE_HIDDEN would be large for its text: unmeasured there).
 
-    Why: a minute of 2x256 is too few steps for its size. On a 2-core AMD Zen 4 (2026-12-06,
-    tinyshakespeare, 3 seeds each) LSTM 2x256 at the defaults trained on 1.6 M characters in
-    60 s and was best at 1.5436 (1.5435-1.5477); 2x192, 2.7 M characters in the same minute, at
-    1.5254 (1.5219-1.5263), better on every seed. In 120 s 2x256 trained on 3.0 M and reached
-    1.4718 and 1.4737 (2 seeds), 2x192 (with the passes' dropout 0.2) 1.4991 (1.4901-1.5077):
-    the line lies between 1.6 M and 3.0 M; SMALL_BELOW_CHARS keeps a margin from both, since the
-    speed probe (a quarter of a second) can read 20% slow (README, "Training on a budget")."""
-    return ModelConfig.hidden if chars >= SMALL_BELOW_CHARS else SMALL_HIDDEN
+    Why: the best size grows with the characters a budget can train. A minute of 2x256 is too
+    few steps for its size: on a 2-core AMD Zen 4 (2026-12-06, tinyshakespeare, 3 seeds each)
+    LSTM 2x256 at the defaults trained on 1.6 M characters in 60 s and was best at 1.5436
+    (1.5435-1.5477); 2x192, 2.7 M characters in the same minute, at 1.5254 (1.5219-1.5263),
+    better on every seed. In 120 s 2x256 trained on 3.0 M and reached 1.4718 and 1.4737 (2
+    seeds), 2x192 (with the passes' dropout 0.2) 1.4991 (1.4901-1.5077): the lower line lies
+    between 1.6 M and 3.0 M. Five minutes are enough for more: on the same Zen 4 (2026-12-07,
+    bench/budget.py, 3 seeds) 2x256 trained on 8.3 M characters in 300 s and was best at
+    1.4471 (1.4465-1.4478), 2x320 on 6.2 M at 1.4420 (1.4381-1.4439), better on every seed.
+    Both lines keep a margin from what was measured, since the speed probe (a quarter of a
+    second) can read 20% slow (README, "Training on a budget")."""
+    if chars < SMALL_BELOW_CHARS:
+        return SMALL_HIDDEN
+    return LARGE_HIDDEN if chars >= LARGE_FROM_CHARS else ModelConfig.hidden
+
+
+def defaults_hidden(chars: float, train_chars: int, vocab_size: int,
+                    cell: str = ModelConfig.cell, layers: int = ModelConfig.layers) -> int:
+    """default_hidden(chars), but ModelConfig.hidden where that is larger and would be large for
+    the text (is_large): the larger size was measured on a text it is not large for."""
+    hidden = default_hidden(chars)
+    if hidden > ModelConfig.hidden and is_large(
+            num_params(ModelConfig(vocab_size, cell, hidden, layers)), train_chars):
+        return ModelConfig.hidden
+    return hidden
 
 
 @dataclass(frozen=True)

@@ -143,15 +143,16 @@ def test_patience_from_the_cli(tiny_corpus, tmp_path, scripted_validation):
 
 def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough(monkeypatch):
     from charrnn import budget
-    speeds = {128: 100_000, 192: 50_000, 256: 30_000, 384: 15_000, 512: 8_000}
+    speeds = {128: 100_000, 192: 50_000, 256: 30_000, 320: 20_000, 384: 15_000, 512: 8_000}
 
     def speed(cell, layers, hidden, *rest):
         return speeds[hidden]
     short = budget.choose(1_000_000, 300, 65, 50, 50, speed=speed)
-    # 2x128 (27 passes) is the only one past 12, but the defaults train 2x256 in 300 s at
-    # 30,000 chars/s (8.1 M characters): not smaller than that; 8 passes: dropout_for's
-    assert (short.hidden, short.dropout) == (256, budget.PASSES_DROPOUT)
-    assert "dropout 0.2: 8 passes" in short.reason
+    # 2x128 (27 passes) is the only one past 12, but 2x256 would train on 8.1 M characters in
+    # 300 s at 30,000 chars/s, so the defaults train 2x320: not smaller than that; 5 passes
+    assert (short.hidden, short.dropout) == (320, budget.PASSES_DROPOUT)
+    assert "lstm 2x320 trains 20,000 chars/s here, 5 passes" in short.reason
+    assert "dropout 0.2: 5 passes" in short.reason
     assert "the defaults' size for this budget: 2x128, the largest with at least 12" in \
         short.reason
     minute = budget.choose(1_000_000, 60, 65, 50, 50, speed=speed)
@@ -165,9 +166,16 @@ def test_auto_rule_picks_the_largest_model_the_budget_reads_often_enough(monkeyp
     assert budget.choose(2_000_000, 3600, 65, 50, 50, speed=speed).dropout == \
         budget.PASSES_DROPOUT
     tiny = budget.choose(10 ** 9, 600, 65, 50, 50, speed=speed)
-    assert (tiny.hidden, tiny.dropout) == (256, 0.0)  # none reaches 12 passes: the smallest,
-    # 2x128, then the defaults' 2x256 (16 M characters), reading the text far less than
-    # DROPOUT_FROM_PASSES times
+    assert (tiny.hidden, tiny.dropout) == (320, 0.0)  # none reaches 12 passes: the smallest,
+    # 2x128, then the defaults' 2x320 (2x256 would train on 16 M characters), reading the text
+    # far less than DROPOUT_FROM_PASSES times
+    slower = {**speeds, 256: 15_000}
+    slow = budget.choose(1_000_000, 300, 65, 50, 50,
+                         speed=lambda cell, layers, hidden, *rest: slower[hidden])
+    assert slow.hidden == 256  # 2x256: 4.05 M characters in 300 s, below LARGE_FROM_CHARS
+    # 2x320 (1.34 M parameters) would be large for 500,000 training characters: the defaults'
+    # 2x256 (0.87 M), with the passes' dropout (16 passes)
+    assert budget.choose(500_000, 300, 65, 50, 50, speed=speed).hidden == 256
     monkeypatch.setattr(budget, "default_hidden", lambda chars: 0)  # without the floor
     assert budget.choose(1_000_000, 300, 65, 50, 50, speed=speed).hidden == 128
 
@@ -279,12 +287,23 @@ def test_steps_that_fit_counts_the_validations_among_them():
     assert steps_that_fit(15.0, 450, 0.08, 0.0, 200) == 187
 
 
-def test_default_hidden_shrinks_below_its_threshold():
+def test_default_hidden_shrinks_below_its_threshold_and_grows_from_the_other():
     from charrnn import budget
+    from charrnn.cells import num_params
     from charrnn.config import ModelConfig
     assert budget.default_hidden(budget.SMALL_BELOW_CHARS) == ModelConfig.hidden
     assert budget.default_hidden(budget.SMALL_BELOW_CHARS - 1) == budget.SMALL_HIDDEN
-    assert budget.SMALL_HIDDEN < ModelConfig.hidden
+    assert budget.default_hidden(budget.LARGE_FROM_CHARS - 1) == ModelConfig.hidden
+    assert budget.default_hidden(budget.LARGE_FROM_CHARS) == budget.LARGE_HIDDEN
+    assert budget.SMALL_HIDDEN < ModelConfig.hidden < budget.LARGE_HIDDEN
+    # the larger size only on a text it is not large for: LSTM 2x320 over 65 characters has
+    # 1,337,985 parameters, large (DROPOUT_RATIO = 2) for 668,992 characters or fewer
+    params = num_params(ModelConfig(65, "lstm", budget.LARGE_HIDDEN, 2))
+    assert params == 1_337_985
+    many = budget.LARGE_FROM_CHARS
+    assert budget.defaults_hidden(many, params // 2 + 1, 65) == budget.LARGE_HIDDEN
+    assert budget.defaults_hidden(many, params // 2 - 1, 65) == ModelConfig.hidden
+    assert budget.defaults_hidden(budget.SMALL_BELOW_CHARS - 1, 10, 65) == budget.SMALL_HIDDEN
     assert budget.planned_chars(60, 30_000) == pytest.approx(1_620_000)  # 90% trains
 
 
@@ -299,8 +318,8 @@ def test_a_time_limit_run_without_hidden_takes_a_smaller_model_for_a_short_budge
     monkeypatch.setattr(budget, "SMALL_HIDDEN", 8)  # small, to keep the test fast
     monkeypatch.setattr(budget, "measure", lambda *a: speed)  # scripted: not this CPU's
     hidden = given.pop("hidden", None)
-    # 1,000 chars/s: 900 characters in the second, below SMALL_BELOW_CHARS; 1e9: far above;
-    # --max-steps 2 (80 characters) stops the run first, so the budget's speed does not matter
+    # 1,000 chars/s: 900 characters in the second, below SMALL_BELOW_CHARS; 1e9: far above
+    # LARGE_FROM_CHARS, but LSTM 1x320 would be large for the tiny text; --max-steps 2 (80 characters) stops the run first, so the budget's speed does not matter
     cfg = TrainConfig(**{"batch_size": 4, "seq_len": 10, "time_limit": 1.0, "eval_every": 50,
                          **given})
     charrnn.train(tiny_corpus, cfg, hidden=hidden, layers=1, checkpoint_dir=tmp_path / "run",
@@ -330,6 +349,27 @@ def test_the_budget_s_hidden_size_from_the_cli_and_on_resume(tiny_corpus, tmp_pa
     assert r.exit_code == 0, r.output
     assert "charrnn: hidden" not in r.stderr
     assert charrnn.load(tmp_path / "given").cfg.hidden == 256
+
+
+def test_a_long_budget_without_hidden_takes_the_larger_model_and_says_so(tiny_corpus,
+                                                                         tmp_path, monkeypatch):
+    from charrnn import budget
+    monkeypatch.setattr(budget, "LARGE_HIDDEN", 12)  # one the tiny text is not large for
+    monkeypatch.setattr(budget, "measure", lambda *a: 1e7)  # scripted: a fast machine
+    run = str(tmp_path / "run")
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--time-limit", "0.5", "--layers",
+                                 "1", "--batch-size", "4", "--seq-len", "10",
+                                 "--checkpoint-dir", run])
+    assert r.exit_code == 0, r.output
+    assert "charrnn: hidden" not in r.stderr  # 4.5 M characters in 0.5 s: below the line
+    assert charrnn.load(run).cfg.hidden == 256
+    r = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--time-limit", "0.6", "--layers",
+                                 "1", "--batch-size", "4", "--seq-len", "10",
+                                 "--checkpoint-dir", run + "2"])
+    assert r.exit_code == 0, r.output
+    assert "charrnn: hidden 12: at 10,000,000 chars/s here 1x256 would train on 5,400,000 " \
+        "characters in 0.6 s, at least 5,000,000 (--hidden to choose)" in r.stderr
+    assert charrnn.load(run + "2").cfg.hidden == 12
 
 
 def test_batch_for_takes_the_small_batch_where_it_trains_as_fast(monkeypatch):
