@@ -115,17 +115,20 @@ def wave_fits(cfg, threads: int | None) -> bool:
 
 
 def candidates(cfg, threads: int | None) -> tuple[str, ...]:
-    """The strategies auto measures for this model and thread count."""
+    """The strategies auto measures for this model and thread count: on one thread shards and
+    panels (whole is then shards' one shard, and wave needs two threads)."""
+    if (threads or usable_cores()) == 1:
+        return ("shards", "panels")
     return tuple(s for s in STRATEGIES if s != "wave" or wave_fits(cfg, threads))
 
 
 def choose(cfg, batch: int, seq_len: int, threads: int | None = None, speed=None) -> Choice:
     """The fastest strategy for this model and batch here: from the cache, or measured (speed:
-    a stand-in for measure, for tests) and cached. One thread (or one row) has nothing to share:
-    shards. Another strategy is chosen over shards only when it is MARGIN faster."""
+    a stand-in for measure, for tests) and cached. One row has nothing to share: shards. Another
+    strategy is chosen over shards only when it is MARGIN faster."""
     threads = threads or usable_cores()
-    if threads == 1 or batch < 2:
-        return Choice("shards", {}, False, "one thread or one row: nothing to share")
+    if batch < 2:
+        return Choice("shards", {}, False, "one row: nothing to share")
     path, k = cache_file(), key(cfg, batch, seq_len, threads)
     cache = _read(path)
     entry = cache.get(k)

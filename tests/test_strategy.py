@@ -61,8 +61,20 @@ def test_whole_needs_a_clear_win(cache_dir):
     assert c.strategy == "shards"  # within MARGIN: the long-tested path
 
 
-def test_one_thread_has_nothing_to_choose(cache_dir):
-    c = S.choose(CFG, 8, 10, threads=1, speed=lambda *a: pytest.fail("measured"))
+def test_one_thread_chooses_between_shards_and_panels_and_one_row_has_nothing_to_choose(
+        cache_dir):
+    calls = []
+
+    def speed(cfg, batch, seq_len, threads, strategy):
+        calls.append((threads, strategy))
+        return {"shards": 1000.0, "panels": 1300.0}[strategy]
+    c = S.choose(CFG, 8, 10, threads=1, speed=speed)
+    assert c.strategy == "panels" and c.measured  # whole is shards on one thread; no wave
+    assert calls == [(1, "shards"), (1, "panels")] * S.ROUNDS
+    slow = S.choose(CFG, 16, 10, threads=1,
+                    speed=lambda *a: {"shards": 1000.0, "panels": 1040.0}[a[4]])
+    assert slow.strategy == "shards"  # within MARGIN
+    c = S.choose(CFG, 1, 10, threads=2, speed=lambda *a: pytest.fail("measured"))
     assert c.strategy == "shards" and not c.measured
 
 
@@ -97,15 +109,15 @@ def test_every_strategy_computes_the_same_step(cell, other):
     assert lw == lw2
 
 
-@pytest.mark.parametrize("other", ["wave", "panels"])
+@pytest.mark.parametrize("other,threads", [("wave", 2), ("panels", 2), ("panels", 1)])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_wave_and_panels_match_shards_in_float64(cell, other):
+def test_wave_and_panels_match_shards_in_float64(cell, other, threads):
     """Every output of a training step (loss, gradients, final state, the initial state's
     gradients, logits) with dropout and padding, against shards (whose kernels test_kernels
     checks against finite differences): wave chunked over steps that do not divide evenly
     (wave.py), and at H = 256 (the transposed recurrent product); panels at H = 16 and 256 (the
     products in panels forward and backward) and 12 (backward: no panel width divides 12, the
-    product goes whole)."""
+    product goes whole), on two threads and on one (one shard)."""
     for hidden in (16, 256) if other == "wave" else (16, 256, 12):
         cfg = ModelConfig(vocab_size=11, cell=cell, hidden=hidden, layers=2, dropout=0.3)
         x, y = random_batch(11, 13, 5, seed=4)
@@ -114,7 +126,7 @@ def test_wave_and_panels_match_shards_in_float64(cell, other):
         state = tuple(rng.standard_normal((2, 5, hidden)) for _ in range(2))
         out = {}
         for strategy in ("shards", other):
-            m = Model(cfg, dtype=np.float64, seed=3, threads=2)
+            m = Model(cfg, dtype=np.float64, seed=3, threads=threads)
             m.strategy = strategy
             loss, (h, c) = m.forward(x, y, state, train=True, rng=np.random.default_rng(5))
             dh0, dc0 = m.backward(want_state_grad=True)
