@@ -76,7 +76,7 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
            seq_len: int, threads=None, speed=None, ranks: int = 1) -> Choice:
     """The largest candidate that reads the text at least MIN_EPOCHS times in the budget
     (the smallest if none does), but never smaller than the model the defaults train in this
-    budget (ModelConfig's, at defaults_hidden's size): at 60 s on a 2-core Zen 4 the rule's
+    budget (ModelConfig's, at hidden_for's size): at 60 s on a 2-core Zen 4 the rule's
     LSTM 2x128 (dropout 0.2) was best at 1.5781 (1.5726-1.5807, 3 seeds), the defaults' 2x192
     at 1.5254 (1.5219-1.5263). speed(cell, layers, hidden, ...) -> chars/s; default: measure
     (looked up at call time, so tests can script the speeds). ranks: an MPI job's, each
@@ -99,7 +99,7 @@ def choose(train_chars: int, budget_seconds: float, vocab_size: int, batch_size:
             break  # larger ones are slower still
     cell, layers, hidden = best
     why = f"the largest with at least {MIN_EPOCHS}"
-    floor = defaults_hidden(planned_chars(budget_seconds, cps_of(  # the defaults' model
+    floor = hidden_for(planned_chars(budget_seconds, cps_of(  # the defaults' model
         ModelConfig.cell, ModelConfig.layers, ModelConfig.hidden)), train_chars, vocab_size)
     if hidden < floor:  # never smaller than that
         why = (f"the defaults' size for this budget: {layers}x{hidden}, the largest with at "
@@ -147,7 +147,7 @@ def dropout_for(passes: float) -> float:
 def default_hidden(chars: float) -> int:
     """The hidden size of a --time-limit run that did not give --hidden, when the default size
     would train on `chars` characters in its budget: SMALL_HIDDEN below SMALL_BELOW_CHARS,
-    LARGE_HIDDEN from LARGE_FROM_CHARS, else ModelConfig.hidden (the caller keeps that where
+    LARGE_HIDDEN from LARGE_FROM_CHARS, else ModelConfig.hidden (hidden_for keeps that where
     LARGE_HIDDEN would be large for its text: unmeasured there).
 
     Why: the best size grows with the characters a budget can train. A minute of 2x256 is too
@@ -166,9 +166,10 @@ def default_hidden(chars: float) -> int:
     return LARGE_HIDDEN if chars >= LARGE_FROM_CHARS else ModelConfig.hidden
 
 
-def defaults_hidden(chars: float, train_chars: int, vocab_size: int,
+def hidden_for(chars: float, train_chars: int, vocab_size: int,
                     cell: str = ModelConfig.cell, layers: int = ModelConfig.layers) -> int:
-    """default_hidden(chars), but ModelConfig.hidden where that is larger and would be large for
+    """The hidden size of a --time-limit run (and --auto's floor) that did not give --hidden:
+    default_hidden(chars), but ModelConfig.hidden where that is larger and would be large for
     the text (is_large): the larger size was measured on a text it is not large for."""
     hidden = default_hidden(chars)
     if hidden > ModelConfig.hidden and is_large(

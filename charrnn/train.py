@@ -100,8 +100,7 @@ def train(corpus=None, config: TrainConfig | None = None, *, cell: str = ModelCo
     cell, hidden, layers, dropout, activation :
         The model (see ModelConfig); ignored on resume, where the checkpoint's model is used.
         hidden None: ModelConfig.hidden, except in a --time-limit run whose budget would train
-        that size on few or on many characters (budget.default_hidden, at the speed measured
-        here).
+        that size on few or on many characters (budget.hidden_for, at the speed measured here).
         dropout None: none, except in a --time-limit run that will read its training text
         often (budget.dropout_for, at the speed measured here).
     checkpoint_dir : path, optional
@@ -305,10 +304,10 @@ def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
                    progress, cps=None) -> tuple[int, float | None]:
     """A fresh run's hidden size, and its measured chars/s where measured: the one given, or
     ModelConfig.hidden, except in a --time-limit run whose budget would train that size on few
-    or on many characters (budget.default_hidden; when --epochs or --max-steps stop it first,
-    the default stays: a smaller model would not see more, and a larger one was not measured
-    so; a larger one large for its text, budget.is_large, keeps the default too). cps: the speed already measured of the
-    given size (or of ModelConfig.hidden where hidden is None), at this batch."""
+    or on many characters (budget.hidden_for; when --epochs or --max-steps stop it first, the
+    default stays: a smaller model would not see more, and a larger one was not measured so).
+    cps: the speed already measured of the given size (or of ModelConfig.hidden where hidden is
+    None), at this batch."""
     c = config
     if hidden is not None or c.time_limit is None:
         return ModelConfig.hidden if hidden is None else hidden, cps
@@ -316,7 +315,7 @@ def _budget_hidden(config, cell, layers, hidden, vocab_size, train_chars, group,
     chars = budget.planned_chars(c.time_limit, cps)
     if _trained_chars(c, cps, train_chars) < chars:  # --max-steps or --epochs ends it first
         return ModelConfig.hidden, cps
-    hidden = budget.defaults_hidden(chars, train_chars, vocab_size, cell, layers)
+    hidden = budget.hidden_for(chars, train_chars, vocab_size, cell, layers)
     if hidden == ModelConfig.hidden:
         return hidden, cps
     if progress:

@@ -301,9 +301,9 @@ def test_default_hidden_shrinks_below_its_threshold_and_grows_from_the_other():
     params = num_params(ModelConfig(65, "lstm", budget.LARGE_HIDDEN, 2))
     assert params == 1_337_985
     many = budget.LARGE_FROM_CHARS
-    assert budget.defaults_hidden(many, params // 2 + 1, 65) == budget.LARGE_HIDDEN
-    assert budget.defaults_hidden(many, params // 2 - 1, 65) == ModelConfig.hidden
-    assert budget.defaults_hidden(budget.SMALL_BELOW_CHARS - 1, 10, 65) == budget.SMALL_HIDDEN
+    assert budget.hidden_for(many, params // 2 + 1, 65) == budget.LARGE_HIDDEN
+    assert budget.hidden_for(many, params // 2 - 1, 65) == ModelConfig.hidden
+    assert budget.hidden_for(budget.SMALL_BELOW_CHARS - 1, 10, 65) == budget.SMALL_HIDDEN
     assert budget.planned_chars(60, 30_000) == pytest.approx(1_620_000)  # 90% trains
 
 
