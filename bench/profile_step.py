@@ -30,7 +30,7 @@ from charrnn.cells import CELLS  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.model import Model  # noqa: E402
 from charrnn.optim import Optimizer, clip_gradients  # noqa: E402
-from charrnn.stack import WT_MIN_HIDDEN, _panel_dot, _transpose16, panel_width  # noqa: E402
+from charrnn.stack import WT_MIN_HIDDEN, _panel_dot, _transpose16, panel_shape  # noqa: E402
 
 V = 65
 
@@ -65,10 +65,10 @@ def _loop_dot_t(a, wt, outT, out):
 
 
 @njit(nogil=True)
-def _loop_panels(a, panels, scratch, out):
+def _loop_panels(a, panels, nc, scratch, pa, out):
     """T products a[t] @ w as the panels strategy does them (stack._panel_dot)."""
     for t in range(a.shape[0]):
-        _panel_dot(out[t], a[t], panels, scratch)
+        _panel_dot(out[t], a[t], panels, nc, scratch, pa)
 
 
 @njit(nogil=True)
@@ -101,13 +101,14 @@ def pieces(cell, L, H, S, T, strategy="shards"):
     a, g, o = f(N, H), f(N, G * H), f(N, G * H)
     Wt, outT = np.ascontiguousarray(W.T), f(G * H, S)
     res = {}
-    pw_f, pw_b = (panel_width(S, H, G * H), panel_width(S, G * H, H)) \
-        if strategy == "panels" else (0, 0)
+    (pw_f, nc_f), (pw_b, nc_b) = (panel_shape(S, H, G * H), panel_shape(S, G * H, H)) \
+        if strategy == "panels" else ((0, 1), (0, 1))
     with workers._blas().limit(limits=1, user_api="blas"):
         if pw_f:
-            pf, sc = panels_of(W, pw_f, S)
-            res[f"recurrent products, forward (h @ W_h in {pw_f}-column panels)"] = \
-                (L, per_call_ms(lambda: _loop_panels(hs, pf, sc, out_g)), 2 * N * H * G * H)
+            pf, sc, pa = panels_of(W, pw_f, S)
+            res[f"recurrent products, forward (h @ W_h in {pw_f}-column panels, {nc_f} chunk(s) "
+                "of K)"] = (L, per_call_ms(lambda: _loop_panels(hs, pf, nc_f, sc, pa, out_g)),
+                            2 * N * H * G * H)
         elif H >= WT_MIN_HIDDEN:
             res["recurrent products, forward (W_h^T h^T per step, transposed back)"] = \
                 (L, per_call_ms(lambda: _loop_dot_t(hs, Wt, outT, out_g)), 2 * N * H * G * H)
@@ -115,9 +116,11 @@ def pieces(cell, L, H, S, T, strategy="shards"):
             res["recurrent products, forward (h @ W_h per step)"] = \
                 (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
         if pw_b:
-            pb, sb = panels_of(W, pw_b, S, transposed=True)
-            res[f"recurrent products, backward (dgh @ W_h^T in {pw_b}-column panels)"] = \
-                (L, per_call_ms(lambda: _loop_panels(gs, pb, sb, out_h)), 2 * N * H * G * H)
+            pb, sb, pa_b = panels_of(W, pw_b, S, transposed=True)
+            res[f"recurrent products, backward (dgh @ W_h^T in {pw_b}-column panels, {nc_b} "
+                "chunk(s) of K)"] = (L, per_call_ms(lambda: _loop_panels(gs, pb, nc_b, sb, pa_b,
+                                                                         out_h)),
+                                     2 * N * H * G * H)
         else:
             res["recurrent products, backward (W_h @ dgh^T per step)"] = \
                 (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)

@@ -18,8 +18,9 @@ two. stack.py takes from it which layout the forward and backward use.
 instead compares each product as shards computes it (forward: stored, or transposed from
 WT_MIN_HIDDEN on; backward: W_h @ dg^T transposed back) with the panels strategy's form: the
 product cut into column panels of a copy of W_h (stack._panel_dot, copied back into place),
-at each width of --widths that divides its columns ("*": the one stack.panel_width takes;
-"over" where a panel's M * N * K exceeds stack.SMALL_MNK), on one BLAS thread as a shard runs.
+at each width of --widths that divides its columns in one call a panel ("over" where a panel's
+M * N * K exceeds stack.SMALL_MNK), and in the shape stack.panel_shape takes (the widest panel,
+its product cut along K into chunks where it would be over), on one BLAS thread as a shard runs.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from charrnn.stack import (
     _pack_panels_t,
     _panel_dot,
     _transpose16,
-    panel_width,
+    panel_shape,
 )
 
 
@@ -126,17 +127,18 @@ def bwd_shards(dg, Wh, WhT, out, n):  # dg @ W_h^T as stack.steps_backward: tran
 
 def panels_of(W, w, rows, transposed=False):
     """W's column panels of width w, (N // w, K, w), as stack.py packs them (of W^T with
-    `transposed`), and scratch (N // w, rows, w) for stack._panel_dot's products."""
+    `transposed`), scratch (N // w, rows, w) for stack._panel_dot's products and pa, its room
+    for chunks of the left operand."""
     K, N = W.shape[::-1] if transposed else W.shape
     panels = np.zeros((N // w, K, w), W.dtype)
     (_pack_panels_t if transposed else _pack_panels)(panels, W)
-    return panels, np.zeros((N // w, rows, w), W.dtype)
+    return panels, np.zeros((N // w, rows, w), W.dtype), np.zeros(rows * (K + w), W.dtype)
 
 
 @njit(nogil=True)
-def in_panels(a, panels, scratch, out, n):  # stack._panel_dot, n times
+def in_panels(a, panels, nc, scratch, pa, out, n):  # stack._panel_dot, n times
     for _ in range(n):
-        _panel_dot(out, a, panels, scratch)
+        _panel_dot(out, a, panels, nc, scratch, pa)
 
 
 def rate(f, flops, reps):
@@ -155,8 +157,8 @@ def panels_table(args):
     """Each product as shards computes it against the panels form at each width, alternating."""
     widths = [int(v) for v in args.widths.split(",")]
     print("| product | H | rows | shards' form GFLOP/s | " +
-          " | ".join(f"{w} columns" for w in widths) + " |")
-    print("|---|---|---|---|" + "---|" * len(widths))
+          " | ".join(f"{w} columns" for w in widths) + " | panel_shape: columns x chunks of K |")
+    print("|---|---|---|---|" + "---|" * len(widths) + "---|")
     rng = np.random.default_rng(0)
     with threadpool_limits(1):
         for H in (int(v) for v in args.hidden.split(",")):
@@ -176,21 +178,27 @@ def panels_table(args):
                     for w in widths:
                         if N % w:
                             continue
-                        panels, scratch = panels_of(Wh, w, S, transposed=N != GH)
-                        fs[w] = (lambda n, a=a, p=panels, sc=scratch, out=out:
-                                 in_panels(a, p, sc, out, n))
+                        panels, scratch, pa = panels_of(Wh, w, S, transposed=N != GH)
+                        fs[w] = (lambda n, a=a, p=panels, sc=scratch, pa=pa, out=out:
+                                 in_panels(a, p, 1, sc, pa, out, n))
+                    cw, nc = panel_shape(S, K, N)
+                    if cw:
+                        panels, scratch, pa = panels_of(Wh, cw, S, transposed=N != GH)
+                        fs["chosen"] = (lambda n, a=a, p=panels, sc=scratch, pa=pa, out=out,
+                                        nc=nc: in_panels(a, p, nc, sc, pa, out, n))
                     runs = {k: [] for k in fs}
                     for _ in range(args.reps):  # alternating, a rep each
                         for k, f in fs.items():
                             runs[k] += rate(f, flops, 1)
-                    chosen = panel_width(S, K, N)
                     cells = []
                     for w in widths:
                         if w not in runs:
                             cells.append("")
                             continue
-                        mark = "*" if w == chosen else " over" if S * K * w > SMALL_MNK else ""
+                        mark = " over" if S * K * w > SMALL_MNK else ""
                         cells.append(f"{statistics.median(runs[w]):.0f}{mark}")
+                    cells.append(f"{cw} x {nc}: {statistics.median(runs['chosen']):.0f}"
+                                 if cw else "none")
                     print(f"| {what} | {H} | {S} | {statistics.median(runs['base']):.0f} | " +
                           " | ".join(cells) + " |", flush=True)
 
@@ -207,8 +215,9 @@ def main():
         print(f"# the recurrent product in column panels, {time.strftime('%Y-%m-%d')}  ")
         print("  \n".join(machine()) + "  ")
         print("command: python bench/recurrent_product.py " + " ".join(sys.argv[1:]) + "\n")
-        print("GFLOP/s, one BLAS thread, medians of --reps alternating repetitions; * the width "
-              "stack.panel_width takes, over: a panel's M * N * K above stack.SMALL_MNK\n")
+        print("GFLOP/s, one BLAS thread, medians of --reps alternating repetitions; a width's "
+              "column: one call a panel (over: its M * N * K above stack.SMALL_MNK); the last: "
+              "stack.panel_shape's width and chunks of K, as the panels strategy runs it\n")
         return panels_table(args)
     print(f"# the recurrent product's operand layouts, {time.strftime('%Y-%m-%d')}  ")
     print("  \n".join(machine()) + "  ")

@@ -34,6 +34,15 @@ WT_MIN_HIDDEN = 256
 # has no such kernels it measures slower and the strategy probe does not choose it.
 SMALL_MNK = 100 ** 3
 PANEL_WIDTHS = (64, 32, 16, 8)  # widest first: fewer calls (64 measured best where it fits)
+# Where no panel of PANEL_WHOLE_MIN columns fits in one call (the backward's dgh (S, 4H) @ W_h^T
+# at H = 512: K = 2048), each panel's product is cut along K into chunks summed in a fixed order:
+# one Zen 5 thread ran (25, 2048) x (2048, 512) at 157 GFLOP/s in 16-column panels and 232 in
+# 64-column panels of 512-row chunks. Where a 32-column panel fits whole, cutting a 64-column
+# one measured no better (231 against 220 GFLOP/s at 25 rows, H = 256; 204 against 225 at 16)
+# and adds a pass, so it is not cut (bench/recurrent_product.py --panels,
+# bench/results/panels-ksplit-2026-12-07-zen5.md). A chunk keeps at least PANEL_MIN_CHUNK rows.
+PANEL_WHOLE_MIN = 32
+PANEL_MIN_CHUNK = 32
 
 
 @njit(**KW)
@@ -53,6 +62,7 @@ def _block_sizes(cell, L, T, S, H, V):
             gate if gru else 0, hid if gru else 0,    # dgh, hn
             hid1 if lstm else 0, hid if lstm else 0,  # c, tc
             T * S * V, T * S * H, S * G * H, 4 * S * H,  # probs, dx, hp, rec
+            S * G * H + S * PANEL_WIDTHS[0],          # pa
             L * G * H * H)                            # wt
 
 
@@ -98,6 +108,15 @@ def _carve_wt(ws, cell, L, T, S, H, V):
     n, GH = workspace_size(cell, L, T, S, H, V), _gates(cell) * H
     size = _block_sizes(cell, L, T, S, H, V)[-1]
     return ws[n - size: n].reshape((size // (GH * H), GH, H))
+
+
+@njit(**KW)
+def _carve_pa(ws, cell, L, T, S, H, V):
+    """The block before wt: room for _panel_dot's chunks of its left operand and one partial
+    product (used only where a panel's product is cut along K)."""
+    sz = _block_sizes(cell, L, T, S, H, V)
+    end = workspace_size(cell, L, T, S, H, V) - sz[-1]
+    return ws[end - sz[-2]: end]
 
 
 @njit(**KW)
@@ -175,8 +194,9 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     # hpT lives in rec, which only backward uses (and sets before it reads).
     # With panels, wt holds W_h's column panels and hpT's memory the products' panels.
     wt, hpT = _carve_wt(ws, cell, L, T, S, H, V), rec.reshape(4 * S * H)[:GH * S].reshape((GH, S))
-    pw = panel_width(S, H, GH) if panels else 0
+    pw, nc = panel_shape(S, H, GH) if panels else (0, 1)
     transposed = H >= WT_MIN_HIDDEN and pw == 0
+    pa = _carve_pa(ws, cell, L, T, S, H, V)
     for k in range(L):
         Wx, Wh, bx, bh = _layer_weights(params, offs, k, V if k == 0 else H, H, GH)
         if pw:
@@ -189,7 +209,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k, b0:b1]
         steps_forward(h[k], c[k], tc[k], act[k], hn[k], xp[k], hp, hpT, wt, k, Wh, bh, cell,
-                      relu, transposed, 0, T, pw)
+                      relu, transposed, 0, T, pw, nc, pa)
         _dropout(xin[k], h[k], drop, k, b0)
         hT[k, b0:b1] = h[k, T]
         if cell == K.CELL_LSTM:
@@ -295,13 +315,13 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
                 dx[t, s] *= drop[k, t, b0 + s]
     rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
     # With panels, the forward's copy of W_h is done with: its room takes W_h^T's panels.
-    pw = panel_width(S, GH, H) if panels else 0
+    pw, nc = panel_shape(S, GH, H) if panels else (0, 1)
     wtk = rec
     if pw:
         wtk = _carve_wt(ws, cell, L, T, S, H, V)[k].reshape((H // pw, GH, pw))
         _pack_panels_t(wtk, Wh)
     steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
-                   0, T, wtk, pw)
+                   0, T, wtk, pw, nc, _carve_pa(ws, cell, L, T, S, H, V))
     state_grads(dh0, dc0, rec, k, b0, cell)
     _weight_grads(gWx, gWh, gbx, gbh, dx, dgx[k], dgh[k], h[k], xin[k - 1] if k > 0 else
                   xin[0], x, b0, Wx, cell != K.CELL_GRU, k)
@@ -309,19 +329,20 @@ def stack_backward_layer(k, grads, dh0, dc0, ws, x, drop, params, offs, cell, re
 
 @njit(**KW)
 def steps_forward(h, c, tc, act, hn, xp, hp, hpT, wt, k, Wh, bh, cell, relu, transposed, t0,
-                  t1, pw=0):
+                  t1, pw, nc, pa):
     """Layer k's time steps [t0, t1) forward, its caches h, c (T + 1, S, H), tc, act, hn, xp
     (T, S, .) filled from xp's input projections; hp (S, GH) scratch; with `transposed`,
     h_prev @ W_h is computed as hpT (GH, S) = wt[k] @ h_prev^T from wt (L, GH, H), the layers'
     transposed copies of W_h (see stack_forward); with a panel width pw, from wt[k] holding W_h
-    in column panels (GH // pw, H, pw), the panels' products going through hpT's memory."""
+    in column panels (GH // pw, H, pw), the panels' products (each in nc chunks of H, pa the
+    room for those: _panel_dot) going through hpT's memory. Without panels pw = 0, nc = 1."""
     S, H, GH = h.shape[1], h.shape[2], hp.shape[1]
     nb = GH // pw if pw else 0
     panels = wt[k].reshape((GH * H,))[:nb * H * pw].reshape((nb, H, pw))
     scratch = hpT.reshape((GH * S,))[:nb * S * pw].reshape((nb, S, pw))
     for t in range(t0, t1):
         if pw:
-            _panel_dot(hp, h[t], panels, scratch)
+            _panel_dot(hp, h[t], panels, nc, scratch, pa)
         elif transposed:
             np.dot(wt[k], h[t].T, hpT)
             _transpose16(hp, hpT)
@@ -336,11 +357,13 @@ def steps_forward(h, c, tc, act, hn, xp, hp, hpT, wt, k, Wh, bh, cell, relu, tra
 
 
 @njit(**KW)
-def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1, wtk, pw):
+def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1, wtk, pw, nc,
+                   pa):
     """One layer's time steps t1 - 1 down to t0 backward: its pre-activation gradients dgx, dgh
     (T, S, GH) from its output gradient dx (T, S, H) and the carries in rec (4, S, H): dh_rec,
     dc, the GRU's carry, and room for dh_rec transposed (or, with a panel width pw, for the
-    panels of dh_rec = dgh @ W_h^T, whose column panels wtk (H // pw, GH, pw) holds)."""
+    panels of dh_rec = dgh @ W_h^T, whose column panels wtk (H // pw, GH, pw) holds, each
+    product in nc chunks of GH with pa their room: _panel_dot)."""
     S, H = dx.shape[1], dx.shape[2]
     dh_rec, dc, carry = rec[0], rec[1], rec[2]
     dh_rec_t = rec[3].reshape((H, S))
@@ -354,7 +377,7 @@ def steps_backward(dgx, dgh, act, tc, c, hn, h, dx, rec, Wh, cell, relu, t0, t1,
         else:
             K.rnn_step_backward(dgx[t], h[t + 1], dx[t], dh_rec, relu)
         if pw:
-            _panel_dot(dh_rec, dgh[t], wtk, scratch)
+            _panel_dot(dh_rec, dgh[t], wtk, nc, scratch, pa)
             continue
         # dh_rec = dgh[t] @ W_h^T, computed as its transpose W_h @ dgh[t]^T: OpenBLAS runs
         # that shape 1.2-1.7x faster for thin S (measured 64 vs 37 GFLOP/s, S=25, H=512).
@@ -414,13 +437,24 @@ def _weight_grads(gWx, gWh, gbx, gbh, dx, dgx, dgh, h_k, xin_below, x, b0, Wx, s
 
 
 @njit(**KW)
-def panel_width(S, K, N):
-    """The widest of PANEL_WIDTHS that divides N and keeps an (S, K) x (K, width) product within
-    SMALL_MNK; 0 if none does (the product then goes to BLAS whole)."""
+def panel_shape(S, K, N):
+    """(w, nc) for an (S, K) x (K, N) product in panels of w columns, each panel's product cut
+    along K into nc chunks (nc dividing K; when cut, each of at least PANEL_MIN_CHUNK rows), every
+    call within SMALL_MNK: a panel of PANEL_WHOLE_MIN columns or more in one call where one
+    fits (the widest), else the widest panel in the fewest chunks; (0, 1) where no width
+    divides N or fits (the product then goes to BLAS whole)."""
     for w in PANEL_WIDTHS:
-        if N % w == 0 and S * K * w <= SMALL_MNK:
-            return w
-    return 0
+        if w >= PANEL_WHOLE_MIN and N % w == 0 and S * K * w <= SMALL_MNK:
+            return w, 1
+    for w in PANEL_WIDTHS:
+        if N % w != 0:
+            continue
+        for nc in range(1, K + 1):
+            if nc > 1 and K // nc < PANEL_MIN_CHUNK:
+                break
+            if K % nc == 0 and S * (K // nc) * w <= SMALL_MNK:
+                return w, nc
+    return 0, 1
 
 
 @njit(**KW)
@@ -448,13 +482,32 @@ def _pack_panels_t(out, W):
 
 
 @njit(**KW)
-def _panel_dot(out, a, panels, scratch):
-    """out (S, N) = a (S, K) @ W, with W given as its column panels (N // w, K, w): one BLAS call
-    a panel, into scratch (N // w, S, w), then copied into place."""
+def _panel_dot(out, a, panels, nc, scratch, pa):
+    """out (S, N) = a (S, K) @ W, with W given as its column panels (N // w, K, w): into scratch
+    (N // w, S, w), then copied into place. Each panel's product is one BLAS call, or with
+    nc > 1 one for each of K's nc chunks, added in chunk order; pa (at least S * K + S * w
+    floats) then holds a's chunks made contiguous (nc, S, K // nc) and one partial product."""
+    S, Kall = a.shape
     nb, w = panels.shape[0], panels.shape[2]
-    for b in range(nb):
-        np.dot(a, panels[b], scratch[b])
-    for s in range(a.shape[0]):
+    if nc == 1:
+        for b in range(nb):
+            np.dot(a, panels[b], scratch[b])
+    else:
+        kc = Kall // nc
+        chunks = pa[:S * Kall].reshape((nc, S, kc))
+        part = pa[S * Kall: S * Kall + S * w].reshape((S, w))
+        for c in range(nc):
+            for s in range(S):
+                chunks[c, s] = a[s, c * kc: (c + 1) * kc]
+        for b in range(nb):
+            np.dot(chunks[0], panels[b, :kc], scratch[b])
+            for c in range(1, nc):
+                np.dot(chunks[c], panels[b, c * kc: (c + 1) * kc], part)
+                acc = scratch[b]
+                for s in range(S):
+                    for j in range(w):
+                        acc[s, j] += part[s, j]
+    for s in range(S):
         row = out[s]
         for b in range(nb):
             src = scratch[b, s]

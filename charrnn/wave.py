@@ -99,7 +99,7 @@ def layer_forward(ws, sc, hT, cT, x, h0, c0, drop, params, offs, cell, relu, L, 
         if cell == K.CELL_LSTM:
             c[k, 0] = c0[k]
     steps_forward(h[k], c[k], tc[k], act[k], hn[k], xp[k], hp, hpT, wt, k, Wh, bh, cell, relu,
-                  transposed, t0, t1)
+                  transposed, t0, t1, 0, 1, ws[:0])
     n = t1 - t0
     hk = h[k].reshape(((T + 1) * S, H))[t0 * S: (t1 + 1) * S].reshape((n + 1, S, H))
     xk = xin[k].reshape((T * S, H))[t0 * S: t1 * S].reshape((n, S, H))
@@ -164,7 +164,7 @@ def layer_backward(ws, sc, dh0, dc0, x, drop, params, offs, cell, relu, L, H, V,
     if t1 == T:
         rec[:3] = 0.0  # the carries: dh_rec, dc, the GRU's
     steps_backward(dgx[k], dgh[k], act[k], tc[k], c[k], hn[k], h[k], dx, rec, Wh, cell, relu,
-                   t0, t1, rec, 0)
+                   t0, t1, rec, 0, 1, ws[:0])
     if t0 == 0:
         state_grads(dh0, dc0, rec, k, 0, cell)
 

@@ -117,13 +117,17 @@ def test_wave_and_panels_match_shards_in_float64(cell, other, threads):
     checks against finite differences): wave chunked over steps that do not divide evenly
     (wave.py), and at H = 256 (the transposed recurrent product); panels at H = 16 and 256 (the
     products in panels forward and backward) and 12 (backward: no panel width divides 12, the
-    product goes whole), on two threads and on one (one shard)."""
-    for hidden in (16, 256) if other == "wave" else (16, 256, 12):
+    product goes whole), and at H = 256 with 64 rows, where the backward's panels (LSTM, GRU)
+    are cut along K, on two threads and on one (one shard)."""
+    cases = [(16, 5), (256, 5)] + ([] if other == "wave" else [(12, 5), (256, 64)])
+    from charrnn.stack import panel_shape
+    assert panel_shape(32, 4 * 256, 256)[1] > 1 < panel_shape(64, 3 * 256, 256)[1]  # cut along K
+    for hidden, B in cases:
         cfg = ModelConfig(vocab_size=11, cell=cell, hidden=hidden, layers=2, dropout=0.3)
-        x, y = random_batch(11, 13, 5, seed=4)
-        y[3, 2] = -1
+        x, y = random_batch(11, 13 if B < 64 else 3, B, seed=4)
+        y[1, 2] = -1
         rng = np.random.default_rng(2)
-        state = tuple(rng.standard_normal((2, 5, hidden)) for _ in range(2))
+        state = tuple(rng.standard_normal((2, B, hidden)) for _ in range(2))
         out = {}
         for strategy in ("shards", other):
             m = Model(cfg, dtype=np.float64, seed=3, threads=threads)
@@ -184,32 +188,42 @@ def test_a_wave_or_panels_run_resumes_bit_exact(tiny_corpus, tmp_path, strategy)
     np.testing.assert_array_equal(b.model.params, c.model.params)
 
 
-def test_panel_width_keeps_each_product_small():
-    """The widest panel that divides the product's columns and keeps M * N * K within
-    SMALL_MNK (OpenBLAS's small-matrix kernels); none where nothing divides or fits."""
-    from charrnn.stack import SMALL_MNK, panel_width
-    assert panel_width(16, 256, 1024) == 64  # forward, LSTM 2x256 at 32 rows on 2 threads
-    assert panel_width(16, 1024, 256) == 32  # its backward: 16 * 1024 * 64 is over 100^3
-    assert panel_width(25, 2048, 512) == 16  # backward, LSTM 2x512 at 50 rows
-    assert panel_width(25, 512, 2048) == 64
-    assert panel_width(4, 12, 12) == 0  # no width divides 12
-    assert panel_width(100, 4096, 1024) == 0  # even 8 columns are over the limit
-    for S_, K_, N_ in [(16, 256, 1024), (25, 2048, 512), (3, 16, 64)]:
-        w = panel_width(S_, K_, N_)
-        assert N_ % w == 0 and S_ * K_ * w <= SMALL_MNK
+def test_panel_shape_keeps_each_product_small():
+    """The widest panel of 32 columns or more whose product keeps M * N * K within SMALL_MNK
+    (OpenBLAS's small-matrix kernels) in one call, else the widest cut along K into the fewest
+    chunks that do; none where no width divides or even the narrowest, cut into the smallest
+    chunks, is over."""
+    from charrnn.stack import PANEL_MIN_CHUNK, SMALL_MNK, panel_shape
+    assert panel_shape(16, 256, 1024) == (64, 1)  # forward, LSTM 2x256 at 32 rows on 2 threads
+    assert panel_shape(16, 1024, 256) == (32, 1)  # its backward: 16 * 1024 * 64 is over 100^3
+    assert panel_shape(25, 2048, 512) == (64, 4)  # backward, LSTM 2x512 at 50 rows: no 32 fits
+    assert panel_shape(25, 512, 2048) == (64, 1)
+    assert panel_shape(50, 1024, 256) == (64, 4)  # LSTM 2x256's backward at 50 rows
+    assert panel_shape(16, 64, 16) == (16, 1)  # narrower than 32 only where nothing wider divides
+    assert panel_shape(4, 12, 12) == (0, 1)  # no width divides 12
+    assert panel_shape(10_000, 4096, 1024) == (0, 1)  # over even in 8 columns, 32-row chunks
+    assert panel_shape(1000, 4096, 1024) == (16, 128)
+    for S_, K_, N_ in [(16, 256, 1024), (25, 2048, 512), (3, 16, 64), (64, 1000, 256)]:
+        w, nc = panel_shape(S_, K_, N_)
+        assert N_ % w == 0 and K_ % nc == 0 and (nc == 1 or K_ // nc >= PANEL_MIN_CHUNK)
+        assert S_ * (K_ // nc) * w <= SMALL_MNK
+        assert nc == 1 or S_ * (K_ // (nc - 1)) * w > SMALL_MNK or K_ % (nc - 1)
 
 
-def test_a_product_in_panels_is_the_product():
+@pytest.mark.parametrize("nc", [1, 2, 3])
+def test_a_product_in_panels_is_the_product(nc):
+    """_panel_dot in one call a panel and in chunks of K (summed in order into the panel)."""
     from charrnn.stack import _pack_panels, _pack_panels_t, _panel_dot
     rng = np.random.default_rng(0)
     a, W = rng.standard_normal((5, 24)), rng.standard_normal((24, 32))
+    pa = np.full(5 * 32 + 5 * 32, np.nan)  # room for chunks; NaN shows a read before a write
     for w in (8, 16, 32):
         panels, out = np.zeros((32 // w, 24, w)), np.zeros((5, 32))
         _pack_panels(panels, W)
-        _panel_dot(out, a, panels, np.zeros((32 // w, 5, w)))
+        _panel_dot(out, a, panels, nc, np.zeros((32 // w, 5, w)), pa)
         np.testing.assert_allclose(out, a @ W, rtol=1e-12, atol=1e-12)
-        # W^T's panels: b (5, 32) @ W^T (32, 24), 24 columns in panels of 8
+    # W^T's panels: b (5, 32) @ W^T (32, 24), 24 columns in panels of 8
     b, panels_t, out_t = rng.standard_normal((5, 32)), np.zeros((3, 32, 8)), np.zeros((5, 24))
     _pack_panels_t(panels_t, W)
-    _panel_dot(out_t, b, panels_t, np.zeros((3, 5, 8)))
+    _panel_dot(out_t, b, panels_t, 2 if nc == 3 else nc, np.zeros((3, 5, 8)), pa)
     np.testing.assert_allclose(out_t, b @ W.T, rtol=1e-12, atol=1e-12)
