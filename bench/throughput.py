@@ -249,12 +249,11 @@ def measure(name, a, torch_ok):
 def machine() -> list[str]:
     """Lines describing the CPU, the BLAS libraries (as threadpoolctl sees them in a charrnn
     process) and the OPENBLAS variables in effect."""
-    cpu = "unknown CPU"
+    from charrnn.strategy import cpu_name
+    cpu = cpu_name()
     try:
         with open("/proc/cpuinfo") as f:
             info = f.read()
-        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines()
-                   if line.startswith("model name"))
         flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
         cpu += ", " + ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
     except (OSError, StopIteration):

@@ -56,16 +56,25 @@ class Choice:
 
 
 def cpu_name() -> str:
-    """This CPU's model name (Linux), part of the cache key: the choice does not travel."""
+    """This CPU's model name with its family and model numbers (Linux), part of the cache key:
+    the choice does not travel. The numbers tell apart CPUs that a virtual machine names alike
+    (seen: "AMD EPYC" for a Zen 4, family 25, and a Zen 5, family 26)."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's fields are enough
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    import platform
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        import platform
+        return platform.processor() or platform.machine()
+    numbers = ", ".join(f"{label} {fields[key]}" for label, key in
+                        (("family", "cpu family"), ("model", "model")) if key in fields)
+    return f"{fields['model name']} ({numbers})" if numbers else fields["model name"]
 
 
 def cache_file() -> Path:

@@ -227,3 +227,20 @@ def test_a_product_in_panels_is_the_product(nc):
     _pack_panels_t(panels_t, W)
     _panel_dot(out_t, b, panels_t, 2 if nc == 3 else nc, np.zeros((3, 5, 8)), pa)
     np.testing.assert_allclose(out_t, b @ W.T, rtol=1e-12, atol=1e-12)
+
+
+def test_cpus_named_alike_are_told_apart(monkeypatch):
+    """The strategy cache's CPU key carries family and model: a virtual machine named a Zen 4
+    and a Zen 5 both "AMD EPYC", and a choice measured on one must not be taken on the other."""
+    import io
+
+    from charrnn import strategy
+    names = []
+    for family, model in (("25", "17"), ("26", "2")):
+        text = (f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\n"
+                f"model\t\t: {model}\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\n"
+                "cpu family\t: 99\n")
+        monkeypatch.setattr(strategy, "open", lambda *_a, t=text, **_k: io.StringIO(t),
+                            raising=False)
+        names.append(strategy.cpu_name())
+    assert names == ["AMD EPYC (family 25, model 17)", "AMD EPYC (family 26, model 2)"]
