@@ -180,7 +180,7 @@ def stack_forward(ws, hT, cT, x, y, h0, c0, drop, params, offs, cell, relu, L, H
     shard's rows are written); x, y (T, B) int32 ids (y unused when it has no rows: then
     ws's probs keep the logits); h0, c0 (L, B, H); drop (L, T, B, H) dropout masks scaled by
     1/(1-p), or an empty array for none; params, offs: flat weights and their offsets.
-    panels: the per-step products h_prev @ W_h in column panels (panel_width), where one fits.
+    panels: the per-step products h_prev @ W_h in column panels (panel_shape), where one fits.
     Returns the summed (not mean) cross-entropy of the shard's N positions, 0 without targets.
     """
     T, S, G = x.shape[0], b1 - b0, _gates(cell)

@@ -5,7 +5,7 @@ Ways to spread one step over T threads:
           products (BLAS at one thread each); the shards' gradients are then added (model.py).
   panels  shards, with each time step's thin products h_prev @ W_h and dgh @ W_h^T cut into
           narrow column panels of a copy of W_h, small enough for BLAS's small-matrix kernels,
-          which do not pack W_h again on every call (stack.panel_width; OpenBLAS's SkylakeX
+          which do not pack W_h again on every call (stack.panel_shape; OpenBLAS's SkylakeX
           kernels ran them 1.5-2x faster on a Zen 4 core).
   whole   one block of all B rows; every product goes to BLAS with T threads, and the pointwise
           gate work runs on one.
