@@ -27,7 +27,7 @@ MIN_EPOCHS = 12
 DROPOUT_RATIO, DROPOUT, WEIGHT_DECAY = 2.0, 0.5, 0.1
 # A --time-limit run without --dropout (and --auto's smaller models) takes PASSES_DROPOUT when
 # the budget reads the training text at least DROPOUT_FROM_PASSES times (dropout_for).
-DROPOUT_FROM_PASSES, PASSES_DROPOUT = 4.0, 0.2
+DROPOUT_FROM_PASSES, PASSES_DROPOUT = 5.0, 0.2
 # A --time-limit run that leaves --hidden to the defaults trains SMALL_HIDDEN units when the
 # default size would train on fewer than SMALL_BELOW_CHARS characters in it, LARGE_HIDDEN when
 # on at least LARGE_FROM_CHARS (default_hidden), unless LARGE_HIDDEN is large for its text.
@@ -140,7 +140,12 @@ def dropout_for(passes: float) -> float:
     Why: LSTM 2x256 at the defaults (--init charrnn) overfits tinyshakespeare after about 4
     passes (validation 1.52 at step 1,600, then rising to 1.56 at the end of 300 s while the
     training loss fell to 1.03), and dropout 0.2 cost 0.035 at 60 s, about 2 passes (README,
-    "Training on a budget")."""
+    "Training on a budget"). The line was 4 passes until a 2-core AMD Zen 5 (2026-12-07,
+    bench/batch_window.py, 3 seeds, bench/results/dropout1min-2026-12-07-zen5.md) planned just
+    over 4 for a 1-minute 2x256 run and trained 3.5-3.7 M characters (3.5-3.7 passes): without
+    dropout 1.4483 (1.4476-1.4598), with 0.2 1.4712 (1.4641-1.4716), worse on every seed. At 11
+    passes 0.2 is the better; between 4 and 11 no pair is measured, and 5 leaves the probe's
+    margin (it read this run's speed 10-15% high)."""
     return PASSES_DROPOUT if passes >= DROPOUT_FROM_PASSES else 0.0
 
 
