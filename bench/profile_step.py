@@ -106,9 +106,9 @@ def pieces(cell, L, H, S, T, strategy="shards"):
     with workers._blas().limit(limits=1, user_api="blas"):
         if pw_f:
             pf, sc, pa = panels_of(W, pw_f, S)
+            ms = per_call_ms(lambda: _loop_panels(hs, pf, nc_f, sc, pa, out_g))
             res[f"recurrent products, forward (h @ W_h in {pw_f}-column panels, {nc_f} chunk(s) "
-                "of K)"] = (L, per_call_ms(lambda: _loop_panels(hs, pf, nc_f, sc, pa, out_g)),
-                            2 * N * H * G * H)
+                "of K)"] = (L, ms, 2 * N * H * G * H)
         elif H >= WT_MIN_HIDDEN:
             res["recurrent products, forward (W_h^T h^T per step, transposed back)"] = \
                 (L, per_call_ms(lambda: _loop_dot_t(hs, Wt, outT, out_g)), 2 * N * H * G * H)
@@ -117,10 +117,9 @@ def pieces(cell, L, H, S, T, strategy="shards"):
                 (L, per_call_ms(lambda: _loop_dot(hs, W, out_g, False)), 2 * N * H * G * H)
         if pw_b:
             pb, sb, pa_b = panels_of(W, pw_b, S, transposed=True)
+            ms = per_call_ms(lambda: _loop_panels(gs, pb, nc_b, sb, pa_b, out_h))
             res[f"recurrent products, backward (dgh @ W_h^T in {pw_b}-column panels, {nc_b} "
-                "chunk(s) of K)"] = (L, per_call_ms(lambda: _loop_panels(gs, pb, nc_b, sb, pa_b,
-                                                                         out_h)),
-                                     2 * N * H * G * H)
+                "chunk(s) of K)"] = (L, ms, 2 * N * H * G * H)
         else:
             res["recurrent products, backward (W_h @ dgh^T per step)"] = \
                 (L, per_call_ms(lambda: _loop_dot(gs, W, out_ht, True)), 2 * N * H * G * H)
